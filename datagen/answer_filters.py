@@ -1,0 +1,99 @@
+"""Filters for teacher answers, each returning `(keep, reason)`.
+
+Nothing is dropped silently: `filter_answers` returns the rejects with their reason,
+and the flow writes them to the stage's `rejects` table and counts every reason in the
+run summary (datatrove's `exclusion_writer` pattern). A reason reads `kind: detail`,
+e.g. `wrong_fields: category, priority`; the kind is what the summary counts.
+
+The filters run in order and the first failure wins, so an answer cut off by the token
+limit is reported as `truncated` rather than as the `unparseable` JSON it leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.records import Example
+from datagen.task import Task, parse_json_answer, schema_errors
+
+Verdict = tuple[bool, str]
+
+
+class AnswerFilterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_answer_chars: int = Field(
+        600,
+        gt=0,
+        description="a complete triage object is ~250-350 characters; far longer means "
+        "rambling or extra text that a training row must not teach",
+    )
+
+
+def finished_normally(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    if answer.finish_reason == "stop":
+        return True, ""
+    if answer.finish_reason == "length":
+        return False, "truncated: hit max_tokens"
+    return False, f"finish_reason: {answer.finish_reason}"
+
+
+def within_length(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    size = len(answer.response or "")
+    if size > config.max_answer_chars:
+        return False, f"too_long: {size} chars > {config.max_answer_chars}"
+    return True, ""
+
+
+def parses_as_json(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    if parse_json_answer(answer.response or "") is None:
+        return False, "unparseable: not a single JSON object"
+    return True, ""
+
+
+def matches_schema(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    errors = schema_errors(task.answer_schema, parse_json_answer(answer.response or ""))
+    if errors:
+        return False, "schema_invalid: " + "; ".join(errors)
+    return True, ""
+
+
+def agrees_with_reference(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    if answer.reference is None:
+        raise ValueError(f"answer {answer.id} has no reference label to verify against")
+    wrong = task.compare(parse_json_answer(answer.response or ""), json.loads(answer.reference))
+    if wrong:
+        return False, "wrong_fields: " + ", ".join(wrong)
+    return True, ""
+
+
+ANSWER_FILTERS: tuple[Callable[[Example, Task, AnswerFilterConfig], Verdict], ...] = (
+    finished_normally,
+    within_length,
+    parses_as_json,
+    matches_schema,
+    agrees_with_reference,
+)
+
+
+def filter_answers(
+    answers: list[Example], task: Task, config: AnswerFilterConfig
+) -> tuple[list[Example], list[tuple[Example, str]]]:
+    """Split answers into verified ones and (reject, reason) pairs."""
+    kept, rejected = [], []
+    for answer in answers:
+        for check in ANSWER_FILTERS:
+            keep, reason = check(answer, task, config)
+            if not keep:
+                rejected.append((answer, reason))
+                break
+        else:
+            kept.append(answer)
+    return kept, rejected
+
+
+def reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0]

@@ -1,0 +1,99 @@
+"""Serve a local model over the OpenAI-compatible API with `transformers serve`.
+
+The embedded teacher is reached exactly as OpenAI, vLLM or llama.cpp would be: through
+the `openai` client at a base URL. This module only owns the server process: a free
+loopback port, a log file, a bounded wait for `/health`, and a clean stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+
+class ModelServerError(RuntimeError):
+    pass
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _log_tail(log_path: Path, lines: int = 15) -> str:
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serve_model(
+    model_dir: Path,
+    log_path: Path,
+    *,
+    startup_timeout_s: float = 180.0,
+    continuous_batching: bool = True,
+) -> Iterator[str]:
+    """Run `transformers serve` on 127.0.0.1 for the duration of the block; yield its /v1 URL.
+
+    Continuous batching is on by default: on the 2-core CPU machines we measured 16
+    concurrent requests finishing in 71 s with it against about 100 s one at a time.
+    """
+    port = free_loopback_port()
+    command = [
+        sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir),
+        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "info",
+    ]
+    if continuous_batching:
+        command.append("--continuous-batching")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        health = f"http://127.0.0.1:{port}/health"
+        deadline = time.monotonic() + startup_timeout_s
+        while not _healthy(health):
+            if process.poll() is not None:
+                raise ModelServerError(
+                    f"model server for {model_dir} exited with code {process.returncode} "
+                    f"during start-up; see its log {log_path}:\n{_log_tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                raise ModelServerError(
+                    f"model server for {model_dir} was not healthy after {startup_timeout_s:.0f} s; "
+                    f"see its log {log_path}"
+                )
+            time.sleep(0.5)
+        try:
+            yield f"http://127.0.0.1:{port}/v1"
+        except Exception as error:
+            # Requests to a dead server fail as connection errors; name the real cause.
+            if process.poll() is not None:
+                raise ModelServerError(
+                    f"model server for {model_dir} died (exit code {process.returncode}) while "
+                    f"serving; see its log {log_path}:\n{_log_tail(log_path)}"
+                ) from error
+            raise
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

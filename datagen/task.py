@@ -1,0 +1,77 @@
+"""What a task is: everything crucible needs to know about one kind of example.
+
+A task is declared in one file under `datagen/tasks/` as a module-level `TASK = Task(...)`
+and a recipe names it by import path (`datagen.tasks.support_triage:TASK`). Adding a
+task is adding a file; no shared code branches on task names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+
+class LabelledPrompt(Protocol):
+    """What a task's generator yields: a prompt whose correct answer is known."""
+
+    text: str
+    label: dict
+    template_id: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    version: str  # bump when the schema, prompt or generator changes meaningfully
+    answer_schema: type[BaseModel]
+    system_prompt: str
+    few_shot: tuple[tuple[str, dict], ...]  # (user prompt, correct answer) shown to teachers
+    generate: Callable[[int, int], list[LabelledPrompt]]  # (count, seed) -> prompts
+    compare: Callable[[dict, dict], list[str]]  # (answer, reference) -> fields that differ
+
+    def messages(self, prompt: str, *, few_shot: bool) -> list[dict[str, str]]:
+        """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
+        because the fine-tuned model must produce the format without them."""
+        chat = [{"role": "system", "content": self.system_prompt}]
+        if few_shot:
+            for shot_prompt, shot_answer in self.few_shot:
+                chat.append({"role": "user", "content": shot_prompt})
+                chat.append({"role": "assistant", "content": json.dumps(shot_answer)})
+        chat.append({"role": "user", "content": prompt})
+        return chat
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def parse_json_answer(text: str) -> dict | None:
+    """The answer's JSON object, tolerating a Markdown code fence around it; None if none.
+
+    Anything else around the object (prose before or after) makes it unparseable: a
+    training row must teach the bare format.
+    """
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def schema_errors(schema: type[BaseModel], value: dict) -> list[str]:
+    """Human-readable schema violations, e.g. `priority: Input should be 'low', ...`."""
+    try:
+        schema.model_validate(value)
+    except ValidationError as error:
+        return [
+            f"{'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['msg']}"
+            for item in error.errors()
+        ]
+    return []

@@ -1,0 +1,315 @@
+"""The build flow: labelled prompts -> teacher answers -> verified SFT rows and pairs -> exports.
+
+    python -m flows.build_dataset --recipe flows/recipes/support_triage.yaml
+
+Stages (each written to `runs/<run_id>/<stage>/` with a manifest, so a re-run with the
+same run id skips what already finished):
+
+    prompts         the task's rule-based generator, with known labels
+    unique_prompts  exact then MinHash dedupe of the prompts, before any teacher is paid
+    answers         n teacher samples per prompt, over the OpenAI-compatible API
+    verified        filters with reasons: truncated, too long, unparseable, schema, wrong fields
+    sft             one verified answer per prompt
+    pairs           verified answer (chosen) vs a plausible wrong sample (rejected)
+    export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files
+
+The run id defaults to the task name and a hash of the recipe: the same recipe resumes
+the same run, a changed recipe starts a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic.types import ImportString
+
+from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
+from datagen.embedded_model import embedded_model_dir
+from datagen.exact_dedup import exact_dedupe
+from datagen.exports import write_exports
+from datagen.labelled_prompts import LabelledPromptConfig, labelled_prompts
+from datagen.minhash_dedup import MinhashDedupConfig, minhash_dedupe
+from datagen.model_server import ModelServerError, serve_model
+from datagen.preference_pairs import PreferencePairConfig, verifier_ranked_pairs
+from datagen.records import (
+    canonical_json,
+    examples_from_frame,
+    examples_to_frame,
+    pairs_from_frame,
+    pairs_to_frame,
+)
+from datagen.run_store import RunStore, write_text_atomic
+from datagen.sft_examples import one_answer_per_prompt
+from datagen.task import Task
+from datagen.teacher import TeacherConfig, TeacherError, answer_prompts, resolve_endpoint
+from flows.recipe import RecipeError, load_recipe
+
+
+class PromptDedupeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exact: bool = True
+    minhash: MinhashDedupConfig | None = MinhashDedupConfig()
+
+
+class BuildDatasetRecipe(BaseModel):
+    """Everything one dataset build needs; each section is its stage's own config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str  # import path of a Task, e.g. "datagen.tasks.support_triage:TASK"
+    runs_dir: Path = Path("runs")
+    prompts: LabelledPromptConfig = LabelledPromptConfig()
+    prompt_dedupe: PromptDedupeConfig = PromptDedupeConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    answer_filters: AnswerFilterConfig = AnswerFilterConfig()
+    pairs: PreferencePairConfig = PreferencePairConfig()
+
+    @field_validator("task")
+    @classmethod
+    def _names_a_task(cls, path: str) -> str:
+        loaded = _import_task(path)
+        if not isinstance(loaded, Task):
+            raise ValueError(f"{path} is a {type(loaded).__name__}, not a datagen.task.Task")
+        return path
+
+    def load_task(self) -> Task:
+        return _import_task(self.task)
+
+    def default_run_id(self) -> str:
+        digest = hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+        return f"{self.load_task().name}-{digest[:12]}"
+
+
+def _import_task(path: str) -> Task:
+    class _Holder(BaseModel):
+        value: ImportString
+
+    return _Holder(value=path).value
+
+
+# ---- tasks: each reads its inputs from the run store and writes one stage ----------
+
+
+@task(cache_policy=NO_CACHE)
+def generate_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+    if store.is_complete("prompts"):
+        return
+    prompts = labelled_prompts(recipe.load_task(), recipe.prompts, store.run_id)
+    store.write_stage(
+        "prompts",
+        {"part": examples_to_frame(prompts)},
+        config=recipe.prompts.model_dump(mode="json"),
+        inputs=[],
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def dedupe_prompts(store: RunStore, config: PromptDedupeConfig) -> None:
+    if store.is_complete("unique_prompts"):
+        return
+    prompts = examples_from_frame(store.read("prompts"))
+    kept, removed = prompts, []
+    if config.exact:
+        kept, exact = exact_dedupe(kept, lambda e: e.prompt, lambda e: e.id)
+        removed += [(e, dup, 1.0, "exact") for e, dup in exact]
+    if config.minhash is not None:
+        kept, near = minhash_dedupe(kept, lambda e: e.prompt, lambda e: e.id, config.minhash)
+        removed += [(e, dup, sim, "minhash") for e, dup, sim in near]
+    removed_frame = examples_to_frame([r[0] for r in removed]).with_columns(
+        duplicate_of=pl.Series([r[1] for r in removed], dtype=pl.String),
+        similarity=pl.Series([r[2] for r in removed], dtype=pl.Float64),
+        method=pl.Series([r[3] for r in removed], dtype=pl.String),
+    )
+    store.write_stage(
+        "unique_prompts",
+        {"part": examples_to_frame(kept), "removed": removed_frame},
+        config=config.model_dump(mode="json"),
+        inputs=["prompts"],
+        summary={"removed_by_method": dict(Counter(r[3] for r in removed))},
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_embedded_teacher() -> Path:
+    return embedded_model_dir()
+
+
+@task(cache_policy=NO_CACHE)
+def answer_with_teacher(
+    store: RunStore, recipe: BuildDatasetRecipe, base_url: str, model: str
+) -> None:
+    logger = get_run_logger()
+    task_ = recipe.load_task()
+    prompts = examples_from_frame(store.read("unique_prompts"))
+    endpoint = resolve_endpoint(recipe.teacher, base_url, model)
+    total = len(prompts) * recipe.teacher.samples_per_prompt
+    artifact_id = create_progress_artifact(0.0, key="teacher-answers", description="teacher answers")
+    step = max(1, total // 10)
+
+    def on_progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            logger.info("teacher %s: %d/%d answers", model, done, total)
+            update_progress_artifact(artifact_id, 100.0 * done / total, _sync=True)
+
+    logger.info("asking teacher %s at %s for %d answers", model, base_url, total)
+    answers = asyncio.run(
+        answer_prompts(prompts, task_, recipe.teacher, endpoint, store.run_id, on_progress)
+    )
+    config = recipe.teacher.model_dump(mode="json") | {"resolved_base_url": base_url, "resolved_model": model}
+    store.write_stage(
+        "answers", {"part": examples_to_frame(answers)}, config=config, inputs=["unique_prompts"]
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+    if store.is_complete("verified"):
+        return
+    answers = examples_from_frame(store.read("answers"))
+    kept, rejected = filter_answers(answers, recipe.load_task(), recipe.answer_filters)
+    rejects = examples_to_frame([a for a, _ in rejected]).with_columns(
+        reason=pl.Series([reason_kind(r) for _, r in rejected], dtype=pl.String),
+        detail=pl.Series([r for _, r in rejected], dtype=pl.String),
+    )
+    store.write_stage(
+        "verified",
+        {"part": examples_to_frame(kept), "rejects": rejects},
+        config=recipe.answer_filters.model_dump(mode="json"),
+        inputs=["answers"],
+        summary={"rejected_by_reason": dict(Counter(reason_kind(r) for _, r in rejected))},
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def select_sft_and_pairs(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+    verified = examples_from_frame(store.read("verified"))
+    if not store.is_complete("sft"):
+        store.write_stage(
+            "sft",
+            {"part": examples_to_frame(one_answer_per_prompt(verified))},
+            config={},
+            inputs=["verified"],
+        )
+    if not store.is_complete("pairs"):
+        rejects_frame = store.read("verified", "rejects")
+        rejects = list(
+            zip(examples_from_frame(rejects_frame.drop("reason", "detail")), rejects_frame["detail"])
+        )
+        pairs = verifier_ranked_pairs(verified, rejects, recipe.pairs, store.run_id)
+        store.write_stage(
+            "pairs",
+            {"part": pairs_to_frame(pairs)},
+            config=recipe.pairs.model_dump(mode="json"),
+            inputs=["verified"],
+        )
+
+
+@task(cache_policy=NO_CACHE)
+def export_datasets(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+    if store.is_complete("export"):
+        return
+    sft = examples_from_frame(store.read("sft"))
+    pairs = pairs_from_frame(store.read("pairs"))
+    store.write_stage(
+        "export",
+        {},
+        config={"task": recipe.task},
+        inputs=["sft", "pairs"],
+        write_files=lambda folder: write_exports(folder, sft, pairs, recipe.load_task()),
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def summarize_run(store: RunStore) -> dict:
+    stages = ["prompts", "unique_prompts", "answers", "verified", "sft", "pairs", "export"]
+    manifests = {stage: store.manifest(stage) for stage in stages}
+    summary = {
+        "run_id": store.run_id,
+        "run_dir": str(store.run_dir),
+        "counts": {
+            "prompts generated": manifests["prompts"]["counts"]["part"],
+            "prompts after dedupe": manifests["unique_prompts"]["counts"]["part"],
+            "teacher answers": manifests["answers"]["counts"]["part"],
+            "verified answers": manifests["verified"]["counts"]["part"],
+            "rejected answers": manifests["verified"]["counts"]["rejects"],
+            "SFT rows": manifests["sft"]["counts"]["part"],
+            "preference pairs": manifests["pairs"]["counts"]["part"],
+        },
+        "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
+        "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
+        "exports": str(store.stage_dir("export")),
+    }
+    markdown = summary_markdown(summary)
+    write_text_atomic(store.run_dir / "summary.json", json.dumps(summary, indent=2))
+    write_text_atomic(store.run_dir / "summary.md", markdown)
+    create_markdown_artifact(markdown, key="build-summary", description="dataset build summary")
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
+    lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
+    for title in ("prompts removed by dedupe", "answers rejected by reason"):
+        lines += ["", f"**{title}**", "", "| reason | rows |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
+    lines += ["", f"Exports: `{summary['exports']}`", ""]
+    return "\n".join(lines)
+
+
+# ---- the flow ---------------------------------------------------------------------
+
+
+@flow(name="build-dataset", log_prints=True)
+def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict:
+    store = RunStore(recipe.runs_dir, run_id or recipe.default_run_id())
+    get_run_logger().info("run %s in %s", store.run_id, store.run_dir)
+    generate_prompts(store, recipe)
+    dedupe_prompts(store, recipe.prompt_dedupe)
+    if not store.is_complete("answers"):
+        if recipe.teacher.base_url is None:
+            model_dir = prepare_embedded_teacher()
+            log = store.run_dir / "logs" / "teacher-server.log"
+            with serve_model(model_dir, log) as base_url:
+                answer_with_teacher(store, recipe, base_url, str(model_dir))
+        else:
+            answer_with_teacher(store, recipe, recipe.teacher.base_url, recipe.teacher.model)
+    verify_answers(store, recipe)
+    select_sft_and_pairs(store, recipe)
+    export_datasets(store, recipe)
+    return summarize_run(store)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", type=Path, required=True)
+    parser.add_argument("--run-id", default=None, help="resume or name a run (default: from the recipe)")
+    args = parser.parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe, BuildDatasetRecipe)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        summary = build_dataset(recipe, run_id=args.run_id)
+    except (TeacherError, ModelServerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary_markdown(summary))
+    print(f"Run folder: {summary['run_dir']}\nExports:    {summary['exports']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

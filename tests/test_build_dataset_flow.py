@@ -1,0 +1,191 @@
+"""The build flow end to end: real Prefect runs, real teacher servers on loopback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import polars as pl
+import pytest
+
+from datagen.model_server import ModelServerError, free_loopback_port, serve_model
+from datagen.records import canonical_json
+from datagen.tasks.support_triage import TASK
+from datagen.teacher import TeacherError
+from flows.build_dataset import BuildDatasetRecipe, build_dataset
+from tests.conftest import read_jsonl
+from tests.scripted_teacher import ScriptedTeacher
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def recipe(tmp_path: Path, **teacher) -> BuildDatasetRecipe:
+    return BuildDatasetRecipe.model_validate(
+        {
+            "task": "datagen.tasks.support_triage:TASK",
+            "runs_dir": str(tmp_path / "runs"),
+            "prompts": {"count": 12, "seed": 3},
+            "teacher": {"samples_per_prompt": 3, "concurrency": 4, **teacher},
+        }
+    )
+
+
+def labels_by_prompt(count: int, seed: int) -> dict[str, dict]:
+    return {t.text: t.label for t in TASK.generate(count, seed)}
+
+
+def test_exports_hold_exactly_the_verified_answers_and_pairs(tmp_path):
+    labels = labels_by_prompt(12, 3)
+
+    def script(prompt: str, k: int) -> str:
+        label = labels[prompt]
+        if k == 0:
+            return json.dumps(label)
+        if k == 1:  # plausible but wrong: the pair's rejected side
+            return json.dumps(dict(label, needs_human=not label["needs_human"]))
+        return "Sorry, I cannot help with that."
+
+    with ScriptedTeacher(script) as teacher:
+        build = recipe(tmp_path, base_url=teacher.base_url, model="scripted")
+        summary = build_dataset(build, run_id="exact")
+        requests_after_first_run = len(teacher.requests)
+        # A re-run of a finished run pays for nothing again.
+        assert build_dataset(build, run_id="exact") == summary
+        assert len(teacher.requests) == requests_after_first_run
+
+    unique = summary["counts"]["prompts after dedupe"]
+    assert 0 < unique <= 12
+    assert summary["counts"]["prompts generated"] == 12
+    assert requests_after_first_run == summary["counts"]["teacher answers"] == 3 * unique
+    assert summary["counts"]["SFT rows"] == summary["counts"]["preference pairs"] == unique
+    assert summary["answers rejected by reason"] == {"wrong_fields": unique, "unparseable": unique}
+    # The API key never reaches the store: the scripted teacher needs none, and the
+    # teacher's provenance holds only endpoint, model and sampling.
+    assert teacher.requests[0]["temperature"] == 0.8 and "seed" in teacher.requests[0]
+
+    export = Path(summary["exports"])
+    sft = read_jsonl(export / "trl_sft" / "train.jsonl")
+    assert len(sft) == unique
+    for row in sft:
+        system, user, assistant = row["messages"]
+        assert (system["role"], user["role"], assistant["role"]) == ("system", "user", "assistant")
+        assert json.loads(assistant["content"]) == labels[user["content"]]
+    dpo = read_jsonl(export / "trl_dpo" / "train.jsonl")
+    for row in dpo:
+        truth = labels[row["prompt"][-1]["content"]]
+        assert json.loads(row["chosen"][0]["content"]) == truth
+        assert json.loads(row["rejected"][0]["content"]) == dict(truth, needs_human=not truth["needs_human"])
+    alpaca = read_jsonl(export / "alpaca" / "train.jsonl")
+    assert {r["input"] for r in alpaca} == {r["messages"][1]["content"] for r in sft}
+    sharegpt = read_jsonl(export / "sharegpt" / "train.jsonl")
+    assert [t["from"] for t in sharegpt[0]["conversations"]] == ["system", "human", "gpt"]
+
+    # Every export folder loads as one table with `datasets`, parquet and JSONL alike.
+    assert datasets.load_dataset(str(export / "trl_sft"), split="train").num_rows == unique
+    assert datasets.load_dataset(str(export / "trl_dpo_parquet"), split="train").column_names == [
+        "id", "prompt", "chosen", "rejected"
+    ]
+    # Provenance: each pair leads back to the two teacher answers it was built from.
+    pairs = pl.read_parquet(Path(summary["run_dir"]) / "pairs" / "part-00000.parquet")
+    answers = pl.read_parquet(Path(summary["run_dir"]) / "answers" / "part-00000.parquet")
+    assert set(pairs["parent_ids"].explode()) <= set(answers["id"])
+    assert set(answers["teacher"].struct.field("model")) == {"scripted"}
+
+
+def test_trl_cli_trains_on_the_sft_export_unchanged(tmp_path, tiny_model):
+    labels = labels_by_prompt(8, 5)
+    with ScriptedTeacher(lambda prompt, k: json.dumps(labels[prompt])) as teacher:
+        summary = build_dataset(recipe(tmp_path, base_url=teacher.base_url, model="scripted", samples_per_prompt=1))
+    export = Path(summary["exports"]) / "trl_sft"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "trl.cli", "sft", "--model_name_or_path", str(tiny_model),
+            "--dataset_name", str(export), "--use_peft", "--use_cpu", "true", "--max_steps", "2",
+            "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "trl-out"),
+            "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
+        ],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'loss'" in result.stdout + result.stderr
+
+
+def test_real_transformers_serve_answers_are_all_accounted_for(tmp_path, tiny_model):
+    """A real `transformers serve` process with a random model: noise in, reasons out."""
+    with serve_model(tiny_model, tmp_path / "serve.log") as base_url:
+        summary = build_dataset(
+            recipe(tmp_path, base_url=base_url, model=str(tiny_model), samples_per_prompt=2,
+                   sampling={"max_tokens": 24, "temperature": 1.0})
+        )
+    counts = summary["counts"]
+    assert counts["teacher answers"] == 2 * counts["prompts after dedupe"]
+    assert counts["verified answers"] + counts["rejected answers"] == counts["teacher answers"]
+    assert sum(summary["answers rejected by reason"].values()) == counts["rejected answers"]
+    # 24 tokens of noise never make a whole, correct triage object.
+    assert counts["SFT rows"] == 0 and counts["preference pairs"] == 0
+    assert summary["answers rejected by reason"].get("truncated", 0) > 0
+    rejects = pl.read_parquet(Path(summary["run_dir"]) / "verified" / "rejects-00000.parquet")
+    assert rejects["detail"].null_count() == 0
+
+
+def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
+    """The demo's own path: base_url null serves SmolLM2-135M-Instruct for the run."""
+    build = BuildDatasetRecipe.model_validate(
+        {
+            "task": "datagen.tasks.support_triage:TASK",
+            "runs_dir": str(tmp_path / "runs"),
+            "prompts": {"count": 3, "seed": 11},
+            "prompt_dedupe": {"exact": True, "minhash": None},
+            "teacher": {"samples_per_prompt": 1, "sampling": {"temperature": 0.0, "max_tokens": 96}},
+        }
+    )
+    summary = build_dataset(build)
+    answers = pl.read_parquet(Path(summary["run_dir"]) / "answers" / "part-00000.parquet")
+    assert answers.height == summary["counts"]["prompts after dedupe"] == 3
+    # The real 135M model writes JSON objects in the few-shot format for most tickets.
+    parsed = [r for r in answers["response"] if r.strip().startswith("{")]
+    assert len(parsed) >= 2, answers["response"].to_list()
+    assert (Path(summary["run_dir"]) / "logs" / "teacher-server.log").exists()
+
+
+def test_an_unreachable_teacher_fails_with_a_clear_message_and_writes_nothing(tmp_path):
+    dead = f"http://127.0.0.1:{free_loopback_port()}/v1"
+    build = recipe(tmp_path, base_url=dead, model="nobody", max_retries=1)
+    with pytest.raises(TeacherError, match=rf"teacher nobody at {dead} could not be reached after 1 retries"):
+        build_dataset(build, run_id="dead")
+    run_dir = tmp_path / "runs" / "dead"
+    assert (run_dir / "unique_prompts" / "manifest.json").exists()
+    assert not (run_dir / "answers").exists()
+    assert not list(run_dir.glob(".answers.partial-*"))
+
+
+def test_an_endpoint_that_refuses_fails_fast_with_its_message(tmp_path):
+    with ScriptedTeacher(lambda prompt, k: (401, "invalid api key")) as teacher:
+        build = recipe(tmp_path, base_url=teacher.base_url, model="scripted")
+        with pytest.raises(TeacherError, match="answered HTTP 401: invalid api key"):
+            build_dataset(build, run_id="refused")
+        # 401 is not retried: at most one request per job that started before the failure.
+        assert len(teacher.requests) <= 4
+
+
+def test_a_model_server_that_dies_names_its_log(tmp_path):
+    log = tmp_path / "server.log"
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(ModelServerError, match=rf"see its log {log}"):
+        with serve_model(tmp_path / "not-a-model", log, startup_timeout_s=120):
+            pass
+
+
+def test_the_command_line_reports_a_bad_recipe_before_any_work(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: datagen.tasks.support_triage:TASK\nteacher: {samples_per_prompt: -1}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.build_dataset", "--recipe", str(bad)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
+    assert result.returncode == 2
+    assert f"{bad}: teacher.samples_per_prompt: Input should be greater than or equal to 1 (got -1)" in result.stderr
+    assert not (tmp_path / "runs").exists()

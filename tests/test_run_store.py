@@ -1,0 +1,52 @@
+import json
+
+import polars as pl
+import pytest
+
+from datagen.run_store import RunStore, file_sha256
+
+
+def test_stage_is_written_with_manifest_and_read_back(tmp_path):
+    store = RunStore(tmp_path, "run1")
+    frame = pl.DataFrame({"x": [1, 2, 3]})
+    store.write_stage("first", {"part": frame}, config={"k": 1}, inputs=[])
+    manifest = store.write_stage(
+        "second", {"part": frame.head(1), "rejects": frame.tail(2)}, config={}, inputs=["first"]
+    )
+    assert store.read("second", "rejects")["x"].to_list() == [2, 3]
+    assert manifest["counts"] == {"part": 1, "rejects": 2}
+    assert manifest["inputs"] == {"first": file_sha256(tmp_path / "run1" / "first" / "manifest.json")}
+    on_disk = json.loads((tmp_path / "run1" / "second" / "manifest.json").read_text())
+    assert on_disk["outputs"]["part-00000.parquet"]["sha256"] == file_sha256(
+        tmp_path / "run1" / "second" / "part-00000.parquet"
+    )
+
+
+def test_a_stage_that_fails_midway_leaves_nothing_that_looks_complete(tmp_path):
+    store = RunStore(tmp_path, "run1")
+
+    def crash(folder):
+        (folder / "half.jsonl").write_text('{"a": 1}\n')
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write_stage("export", {"part": pl.DataFrame({"x": [1]})}, config={}, inputs=[], write_files=crash)
+    assert not store.is_complete("export")
+    assert not (tmp_path / "run1" / "export").exists()
+    with pytest.raises(FileNotFoundError, match="has not completed"):
+        store.read("export")
+    # The retry clears the leftover partial folder and succeeds.
+    store.write_stage("export", {"part": pl.DataFrame({"x": [1]})}, config={}, inputs=[])
+    assert [p.name for p in (tmp_path / "run1").iterdir()] == ["export"]
+
+
+def test_a_completed_stage_is_never_overwritten(tmp_path):
+    store = RunStore(tmp_path, "run1")
+    store.write_stage("s", {"part": pl.DataFrame({"x": [1]})}, config={}, inputs=[])
+    with pytest.raises(FileExistsError):
+        store.write_stage("s", {"part": pl.DataFrame({"x": [2]})}, config={}, inputs=[])
+
+
+def test_an_input_stage_must_be_complete(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input stage 'missing'"):
+        RunStore(tmp_path, "r").write_stage("s", {}, config={}, inputs=["missing"])
