@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib
 import json
 import sys
 from collections import Counter
@@ -32,7 +33,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, field_validator
-from pydantic.types import ImportString
 
 from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
 from datagen.embedded_model import embedded_model_dir
@@ -93,10 +93,16 @@ class BuildDatasetRecipe(BaseModel):
 
 
 def _import_task(path: str) -> Task:
-    class _Holder(BaseModel):
-        value: ImportString
-
-    return _Holder(value=path).value
+    module_name, colon, attribute = path.partition(":")
+    if not colon or not attribute:
+        raise ValueError(f"{path!r} is not of the form 'package.module:NAME'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name}: {error}") from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"{module_name} has no attribute {attribute!r}")
+    return getattr(module, attribute)
 
 
 # ---- tasks: each reads its inputs from the run store and writes one stage ----------
