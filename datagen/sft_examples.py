@@ -1,15 +1,34 @@
-"""Choose the SFT rows: one verified teacher answer per prompt.
+"""Choose the SFT rows: one answer per prompt, a verified teacher answer when there is one.
 
 Several samples of one prompt may all pass verification; keeping them all would weight
-the easy prompts by how often the teacher got them right. The first verified sample (in
-sample-index order) is kept.
+the easy prompts by how often the teacher got them right, so the first verified sample
+(in sample-index order) is kept. Prompts the teacher never got right can be filled with
+the generator's own reference answer (`fill_with_references`): the rule-based generator
+knows the right label by construction, and a small teacher such as the embedded 135M
+model gets only a few tickets fully right. Every row says which it is in `source`.
 
-Input: verified answers. Output: at most one per prompt (`parent_ids[0]`), in input order.
+Input: verified answers and the prompts they answer. Output: at most one row per prompt,
+teacher rows first, then reference rows, each in prompt order.
 """
 
 from __future__ import annotations
 
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from datagen.records import Example
+from datagen.task import Task
+
+REFERENCE_SOURCE = "datagen.sft_examples.reference_answer@1"
+
+
+class SftSelectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fill_with_references: bool = Field(
+        True, description="answer prompts with no verified teacher answer from the generator's label"
+    )
 
 
 def one_answer_per_prompt(verified: list[Example]) -> list[Example]:
@@ -19,3 +38,27 @@ def one_answer_per_prompt(verified: list[Example]) -> list[Example]:
         first.setdefault(answer.parent_ids[0], answer)
     chosen_ids = {a.id for a in first.values()}
     return [a for a in verified if a.id in chosen_ids]
+
+
+def reference_answer(prompt: Example, task: Task) -> Example:
+    return Example(
+        task=prompt.task,
+        prompt=prompt.prompt,
+        response=task.render_answer(json.loads(prompt.reference)),
+        reference=prompt.reference,
+        source=REFERENCE_SOURCE,
+        template_id=prompt.template_id,
+        seed=prompt.seed,
+        parent_ids=(prompt.id,),
+        run_id=prompt.run_id,
+    )
+
+
+def sft_rows(
+    verified: list[Example], prompts: list[Example], task: Task, config: SftSelectionConfig
+) -> list[Example]:
+    rows = one_answer_per_prompt(verified)
+    if config.fill_with_references:
+        answered = {row.parent_ids[0] for row in rows}
+        rows += [reference_answer(p, task) for p in prompts if p.id not in answered]
+    return rows

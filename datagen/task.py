@@ -33,6 +33,11 @@ class Task:
     generate: Callable[[int, int], list[LabelledPrompt]]  # (count, seed) -> prompts
     compare: Callable[[dict, dict], list[str]]  # (answer, reference) -> fields that differ
 
+    def render_answer(self, answer: dict) -> str:
+        """An answer as the model should write it: JSON in schema field order, the same
+        layout the few-shot turns show, so every answer crucible writes looks alike."""
+        return json.dumps(self.answer_schema.model_validate(answer).model_dump(mode="json"))
+
     def messages(self, prompt: str, *, few_shot: bool) -> list[dict[str, str]]:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
         because the fine-tuned model must produce the format without them."""
@@ -40,7 +45,7 @@ class Task:
         if few_shot:
             for shot_prompt, shot_answer in self.few_shot:
                 chat.append({"role": "user", "content": shot_prompt})
-                chat.append({"role": "assistant", "content": json.dumps(shot_answer)})
+                chat.append({"role": "assistant", "content": self.render_answer(shot_answer)})
         chat.append({"role": "user", "content": prompt})
         return chat
 

@@ -9,8 +9,8 @@ same run id skips what already finished):
     unique_prompts  exact then MinHash dedupe of the prompts, before any teacher is paid
     answers         n teacher samples per prompt, over the OpenAI-compatible API
     verified        filters with reasons: truncated, too long, unparseable, schema, wrong fields
-    sft             one verified answer per prompt
-    pairs           verified answer (chosen) vs a plausible wrong sample (rejected)
+    sft             one answer per prompt: a verified teacher answer, else the known label
+    pairs           chosen vs a plausible wrong sample: verifier-ranked or minimal correction
     export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files
 
 The run id defaults to the task name and a hash of the recipe: the same recipe resumes
@@ -40,8 +40,8 @@ from datagen.exact_dedup import exact_dedupe
 from datagen.exports import write_exports
 from datagen.labelled_prompts import LabelledPromptConfig, labelled_prompts
 from datagen.minhash_dedup import MinhashDedupConfig, minhash_dedupe
-from datagen.model_server import ModelServerError, serve_model
-from datagen.preference_pairs import PreferencePairConfig, verifier_ranked_pairs
+from datagen.model_server import ModelServerError, serve_model, served_model_name
+from datagen.preference_pairs import PreferencePairConfig, build_pairs
 from datagen.records import (
     canonical_json,
     examples_from_frame,
@@ -50,7 +50,7 @@ from datagen.records import (
     pairs_to_frame,
 )
 from datagen.run_store import RunStore, write_text_atomic
-from datagen.sft_examples import one_answer_per_prompt
+from datagen.sft_examples import SftSelectionConfig, sft_rows
 from datagen.task import Task
 from datagen.teacher import TeacherConfig, TeacherError, answer_prompts, resolve_endpoint
 from flows.recipe import RecipeError, load_recipe
@@ -74,6 +74,7 @@ class BuildDatasetRecipe(BaseModel):
     prompt_dedupe: PromptDedupeConfig = PromptDedupeConfig()
     teacher: TeacherConfig = TeacherConfig()
     answer_filters: AnswerFilterConfig = AnswerFilterConfig()
+    sft: SftSelectionConfig = SftSelectionConfig()
     pairs: PreferencePairConfig = PreferencePairConfig()
 
     @field_validator("task")
@@ -201,24 +202,29 @@ def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
 @task(cache_policy=NO_CACHE)
 def select_sft_and_pairs(store: RunStore, recipe: BuildDatasetRecipe) -> None:
     verified = examples_from_frame(store.read("verified"))
+    task_ = recipe.load_task()
     if not store.is_complete("sft"):
+        prompts = examples_from_frame(store.read("unique_prompts"))
+        rows = sft_rows(verified, prompts, task_, recipe.sft)
         store.write_stage(
             "sft",
-            {"part": examples_to_frame(one_answer_per_prompt(verified))},
-            config={},
-            inputs=["verified"],
+            {"part": examples_to_frame(rows)},
+            config=recipe.sft.model_dump(mode="json"),
+            inputs=["verified", "unique_prompts"],
+            summary={"rows_by_source": dict(Counter(r.source for r in rows))},
         )
     if not store.is_complete("pairs"):
         rejects_frame = store.read("verified", "rejects")
         rejects = list(
             zip(examples_from_frame(rejects_frame.drop("reason", "detail")), rejects_frame["detail"])
         )
-        pairs = verifier_ranked_pairs(verified, rejects, recipe.pairs, store.run_id)
+        pairs = build_pairs(verified, rejects, task_, recipe.pairs)
         store.write_stage(
             "pairs",
             {"part": pairs_to_frame(pairs)},
             config=recipe.pairs.model_dump(mode="json"),
             inputs=["verified"],
+            summary={"pairs_by_strategy": dict(Counter(p.strategy for p in pairs))},
         )
 
 
@@ -255,6 +261,8 @@ def summarize_run(store: RunStore) -> dict:
         },
         "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
         "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
+        "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
+        "pairs by strategy": manifests["pairs"]["summary"]["pairs_by_strategy"],
         "exports": str(store.stage_dir("export")),
     }
     markdown = summary_markdown(summary)
@@ -267,8 +275,8 @@ def summarize_run(store: RunStore) -> dict:
 def summary_markdown(summary: dict) -> str:
     lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
     lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
-    for title in ("prompts removed by dedupe", "answers rejected by reason"):
-        lines += ["", f"**{title}**", "", "| reason | rows |", "|---|---:|"]
+    for title in ("prompts removed by dedupe", "answers rejected by reason", "SFT rows by source", "pairs by strategy"):
+        lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
         lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
     lines += ["", f"Exports: `{summary['exports']}`", ""]
     return "\n".join(lines)
@@ -288,7 +296,7 @@ def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict
             model_dir = prepare_embedded_teacher()
             log = store.run_dir / "logs" / "teacher-server.log"
             with serve_model(model_dir, log) as base_url:
-                answer_with_teacher(store, recipe, base_url, str(model_dir))
+                answer_with_teacher(store, recipe, base_url, served_model_name(model_dir))
         else:
             answer_with_teacher(store, recipe, recipe.teacher.base_url, recipe.teacher.model)
     verify_answers(store, recipe)

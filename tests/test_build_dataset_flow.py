@@ -10,7 +10,7 @@ import datasets
 import polars as pl
 import pytest
 
-from datagen.model_server import ModelServerError, free_loopback_port, serve_model
+from datagen.model_server import ModelServerError, free_loopback_port, serve_model, served_model_name
 from datagen.records import canonical_json
 from datagen.tasks.support_triage import TASK
 from datagen.teacher import TeacherError
@@ -61,6 +61,8 @@ def test_exports_hold_exactly_the_verified_answers_and_pairs(tmp_path):
     assert requests_after_first_run == summary["counts"]["teacher answers"] == 3 * unique
     assert summary["counts"]["SFT rows"] == summary["counts"]["preference pairs"] == unique
     assert summary["answers rejected by reason"] == {"wrong_fields": unique, "unparseable": unique}
+    assert summary["SFT rows by source"] == {"datagen.teacher.answer_prompts@1": unique}
+    assert summary["pairs by strategy"] == {"verifier_ranked": unique}
     # The API key never reaches the store: the scripted teacher needs none, and the
     # teacher's provenance holds only endpoint, model and sampling.
     assert teacher.requests[0]["temperature"] == 0.8 and "seed" in teacher.requests[0]
@@ -118,15 +120,18 @@ def test_real_transformers_serve_answers_are_all_accounted_for(tmp_path, tiny_mo
     """A real `transformers serve` process with a random model: noise in, reasons out."""
     with serve_model(tiny_model, tmp_path / "serve.log") as base_url:
         summary = build_dataset(
-            recipe(tmp_path, base_url=base_url, model=str(tiny_model), samples_per_prompt=2,
+            recipe(tmp_path, base_url=base_url, model=served_model_name(tiny_model), samples_per_prompt=2,
                    sampling={"max_tokens": 24, "temperature": 1.0})
         )
     counts = summary["counts"]
     assert counts["teacher answers"] == 2 * counts["prompts after dedupe"]
     assert counts["verified answers"] + counts["rejected answers"] == counts["teacher answers"]
     assert sum(summary["answers rejected by reason"].values()) == counts["rejected answers"]
-    # 24 tokens of noise never make a whole, correct triage object.
-    assert counts["SFT rows"] == 0 and counts["preference pairs"] == 0
+    # 24 tokens of noise never make a whole, correct triage object: every SFT row is the
+    # generator's reference label, and no plausible wrong answer exists to make a pair.
+    assert counts["SFT rows"] == counts["prompts after dedupe"]
+    assert summary["SFT rows by source"] == {"datagen.sft_examples.reference_answer@1": counts["SFT rows"]}
+    assert counts["preference pairs"] == 0
     assert summary["answers rejected by reason"].get("truncated", 0) > 0
     rejects = pl.read_parquet(Path(summary["run_dir"]) / "verified" / "rejects-00000.parquet")
     assert rejects["detail"].null_count() == 0
@@ -149,6 +154,7 @@ def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
     # The real 135M model writes JSON objects in the few-shot format for most tickets.
     parsed = [r for r in answers["response"] if r.strip().startswith("{")]
     assert len(parsed) >= 2, answers["response"].to_list()
+    assert set(answers["teacher"].struct.field("model")) == {"SmolLM2-135M-Instruct"}
     assert (Path(summary["run_dir"]) / "logs" / "teacher-server.log").exists()
 
 

@@ -1,9 +1,9 @@
 import json
 
 from datagen.answer_filters import AnswerFilterConfig, filter_answers
-from datagen.preference_pairs import PreferencePairConfig, verifier_ranked_pairs
+from datagen.preference_pairs import PreferencePairConfig, build_pairs
 from datagen.records import Example, Teacher, canonical_json
-from datagen.sft_examples import one_answer_per_prompt
+from datagen.sft_examples import SftSelectionConfig, one_answer_per_prompt, sft_rows
 from datagen.task import parse_json_answer, schema_errors
 from datagen.tasks.support_triage import TASK, TriageAnswer, compare_answer
 
@@ -86,11 +86,40 @@ def test_pairs_take_a_verified_answer_over_a_plausible_wrong_one():
     lonely_wrong = answer(json.dumps(dict(REFERENCE, priority="low")), 0, prompt_id="p2")
     kept, rejected = filter_answers([right, right_again, wrong, garbage, lonely_wrong], TASK, AnswerFilterConfig())
     assert one_answer_per_prompt(kept) == [right]
-    pairs = verifier_ranked_pairs(kept, rejected, PreferencePairConfig(), run_id="r")
+    pairs = build_pairs(kept, rejected, TASK, PreferencePairConfig(strategies=["verifier_ranked"]))
     assert len(pairs) == 1
     assert (pairs[0].chosen, pairs[0].rejected) == (right.response, wrong.response)
     assert pairs[0].evidence == "rejected is wrong_fields: priority"
     assert pairs[0].parent_ids == (right.id, wrong.id)
+
+
+def test_minimal_correction_pairs_differ_only_on_the_wrong_fields():
+    said = dict(REFERENCE, priority="low", product="kettle", summary="Kettle is broken.")
+    wrong = answer(json.dumps(said, indent=2), 0)
+    kept, rejected = filter_answers([wrong], TASK, AnswerFilterConfig())
+    assert kept == []
+    (pair,) = build_pairs(kept, rejected, TASK, PreferencePairConfig())
+    assert pair.strategy == "minimal_correction"
+    assert json.loads(pair.chosen) == dict(said, priority="high", product="wireless earbuds")
+    assert json.loads(pair.rejected) == said
+    # Same layout on both sides: the raw answer's indentation is not a signal to learn.
+    assert pair.rejected == TASK.render_answer(said)
+    assert pair.evidence == "chosen corrects priority: 'low' -> 'high', product: 'kettle' -> 'wireless earbuds'"
+    assert pair.parent_ids == (wrong.id, wrong.id)
+
+
+def test_sft_fills_unanswered_prompts_with_the_reference_label():
+    prompt = Example(task="support_triage", prompt="The earbuds from order A-555123 arrived cracked.",
+                     reference=canonical_json(REFERENCE), source="gen", run_id="r", template_id="t/1", seed=4)
+    other = Example(task="support_triage", prompt="Where is my parcel?", reference=canonical_json(REFERENCE),
+                    source="gen", run_id="r")
+    right = answer(json.dumps(REFERENCE), 0, prompt_id=prompt.id)
+    rows = sft_rows([right], [prompt, other], TASK, SftSelectionConfig())
+    assert rows[0] == right
+    assert rows[1].source == "datagen.sft_examples.reference_answer@1"
+    assert rows[1].prompt == "Where is my parcel?" and rows[1].parent_ids == (other.id,)
+    assert json.loads(rows[1].response) == REFERENCE and rows[1].teacher is None
+    assert sft_rows([right], [prompt, other], TASK, SftSelectionConfig(fill_with_references=False)) == [right]
 
 
 def test_training_messages_have_no_few_shot_but_teacher_messages_do():
