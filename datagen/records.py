@@ -145,32 +145,26 @@ def _teacher(value: dict | None) -> Teacher | None:
     return None if value is None else Teacher(**value)
 
 
-def examples_from_frame(frame: pl.DataFrame) -> list[Example]:
-    if frame.schema != EXAMPLE_SCHEMA:
-        raise ValueError(f"not an example table: columns {frame.schema} != {EXAMPLE_SCHEMA}")
-    examples = []
+def _records_from_frame(frame, schema, record_type, teacher_fields):
+    if frame.schema != schema:
+        raise ValueError(f"not a {record_type.__name__} table: columns {frame.schema} != {schema}")
+    records = []
     for row in frame.iter_rows(named=True):
         stored_id = row.pop("id")
-        row["teacher"] = _teacher(row["teacher"])
+        for name in teacher_fields:
+            row[name] = _teacher(row[name])
         row["parent_ids"] = tuple(row["parent_ids"])
-        example = Example(**row)
-        if example.id != stored_id:
-            raise ValueError(f"example {stored_id} does not hash to its id (got {example.id})")
-        examples.append(example)
-    return examples
+        record = record_type(**row)
+        # A row edited after it was written no longer hashes to its id: refuse it.
+        if record.id != stored_id:
+            raise ValueError(f"{record_type.__name__} {stored_id} does not hash to its id (got {record.id})")
+        records.append(record)
+    return records
+
+
+def examples_from_frame(frame: pl.DataFrame) -> list[Example]:
+    return _records_from_frame(frame, EXAMPLE_SCHEMA, Example, ("teacher",))
 
 
 def pairs_from_frame(frame: pl.DataFrame) -> list[PreferencePair]:
-    if frame.schema != PAIR_SCHEMA:
-        raise ValueError(f"not a pair table: columns {frame.schema} != {PAIR_SCHEMA}")
-    pairs = []
-    for row in frame.iter_rows(named=True):
-        stored_id = row.pop("id")
-        row["chosen_teacher"] = _teacher(row["chosen_teacher"])
-        row["rejected_teacher"] = _teacher(row["rejected_teacher"])
-        row["parent_ids"] = tuple(row["parent_ids"])
-        pair = PreferencePair(**row)
-        if pair.id != stored_id:
-            raise ValueError(f"pair {stored_id} does not hash to its id (got {pair.id})")
-        pairs.append(pair)
-    return pairs
+    return _records_from_frame(frame, PAIR_SCHEMA, PreferencePair, ("chosen_teacher", "rejected_teacher"))
