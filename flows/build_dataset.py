@@ -34,7 +34,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
+from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
 from datagen.embedded_model import embedded_model_dir
 from datagen.exact_dedup import exact_dedupe
 from datagen.exports import write_exports
@@ -195,7 +195,18 @@ def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
         {"part": examples_to_frame(kept), "rejects": rejects},
         config=recipe.answer_filters.model_dump(mode="json"),
         inputs=["answers"],
-        summary={"rejected_by_reason": dict(Counter(reason_kind(r) for _, r in rejected))},
+        summary={
+            "rejected_by_reason": dict(Counter(reason_kind(r) for _, r in rejected)),
+            # What the teacher gets wrong when its answer is otherwise well-formed.
+            "wrong_fields": dict(
+                Counter(
+                    field
+                    for _, r in rejected
+                    if reason_kind(r) == "wrong_fields"
+                    for field in wrong_fields_of(r)
+                )
+            ),
+        },
     )
 
 
@@ -261,6 +272,7 @@ def summarize_run(store: RunStore) -> dict:
         },
         "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
         "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
+        "wrong fields in plausible answers": manifests["verified"]["summary"]["wrong_fields"],
         "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
         "pairs by strategy": manifests["pairs"]["summary"]["pairs_by_strategy"],
         "exports": str(store.stage_dir("export")),
@@ -275,7 +287,11 @@ def summarize_run(store: RunStore) -> dict:
 def summary_markdown(summary: dict) -> str:
     lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
     lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
-    for title in ("prompts removed by dedupe", "answers rejected by reason", "SFT rows by source", "pairs by strategy"):
+    titles = (
+        "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
+        "SFT rows by source", "pairs by strategy",
+    )
+    for title in titles:
         lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
         lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
     lines += ["", f"Exports: `{summary['exports']}`", ""]
