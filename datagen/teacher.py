@@ -1,14 +1,22 @@
-"""Ask a teacher model to answer prompts, over any OpenAI-compatible endpoint.
+"""Distill: ask one or more teacher models to answer prompts, over the OpenAI-compatible API.
 
-The same code path serves OpenAI, a vLLM or llama.cpp server, and the embedded
-SmolLM2 served by `transformers serve`: the `openai` client at a base URL. Each prompt
-is sent `samples_per_prompt` times as separate requests (many servers ignore `n`), each
-with its own seed, and every answer becomes an Example whose `teacher` field records the
-endpoint, model, sampling parameters and sample index. The API key is read from the
-environment variable the recipe names and never stored.
+The same code path serves OpenAI, a vLLM or llama.cpp server, and the embedded SmolLM2
+served by `transformers serve`: the `openai` client at a base URL. Each prompt goes to
+one teacher, picked by weight from a hash of the prompt's id (so the choice is the same
+on every run and cached answers stay valid), and is sent `samples_per_prompt` times as
+separate requests (many servers ignore `n`), each with its own seed.
+
+Structured output is chosen per teacher: `json_schema` sends the task's answer schema as
+`response_format` for endpoints that enforce it (OpenAI, vLLM); `prompt` relies on the
+system prompt and few-shot turns and parses the answer, for endpoints that do not
+(`transformers serve` rejects `response_format`).
 
 Input: Examples with a `prompt` (and usually a `reference`). Output: one Example per
-(prompt, sample) with `response` and `finish_reason` set, `parent_ids` = (prompt id,).
+answered (prompt, sample) with `response`, `finish_reason`, and `teacher` (endpoint,
+model, sampling, sample index); `parent_ids` = (prompt id,). Requests that still fail
+after retries come back as `FailedRequest`s with their reason; the build goes on. A stop
+(Ctrl-C, SIGTERM, or the budget) ends the batch with `TeacherStopped` after the requests
+in flight finish: every response received is in the cache, so the next run resumes.
 """
 
 from __future__ import annotations
@@ -16,16 +24,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Callable, Literal
 
-import openai
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.records import Example, Teacher, canonical_json
+from datagen.response_cache import CachedResponse, ResponseCache
 from datagen.task import Task
+from datagen.teacher_client import (
+    ClientLimits,
+    Endpoint,
+    NotSent,
+    RequestFailed,
+    TeacherClient,
+    TeacherError,
+    TeacherUsage,
+)
 
-SOURCE = "datagen.teacher.answer_prompts@1"
+SOURCE = "datagen.teacher.answer_prompts@2"
+
+__all__ = ["DistillConfig", "TeacherConfig", "TeacherError", "TeacherStopped", "answer_prompts"]
 
 
 class SamplingParams(BaseModel):
@@ -39,12 +59,19 @@ class SamplingParams(BaseModel):
     seed: int = Field(0, description="base seed; each request gets a seed derived from it")
 
 
-class TeacherConfig(BaseModel):
-    """Which teacher answers, and how hard we may push it.
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    `base_url: null` (the default) serves the embedded SmolLM2-135M-Instruct on loopback
-    for the length of the run. Otherwise give `base_url` and `model`, and, if the
-    endpoint needs a key, `api_key_env`: the *name* of the environment variable holding it.
+    input_usd_per_million: float = Field(0.0, ge=0)
+    output_usd_per_million: float = Field(0.0, ge=0)
+
+
+class TeacherConfig(BaseModel):
+    """One teacher endpoint and how hard we may push it.
+
+    `base_url: null` serves the embedded SmolLM2-135M-Instruct on loopback for the length
+    of the run. Otherwise give `base_url` and `model`, and, if the endpoint needs a key,
+    `api_key_env`: the *name* of the environment variable that holds it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,14 +79,17 @@ class TeacherConfig(BaseModel):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
-    samples_per_prompt: int = Field(2, ge=1)
+    weight: float = Field(1.0, gt=0, description="share of prompts sent to this teacher")
+    structured_output: Literal["prompt", "json_schema"] = "prompt"
     sampling: SamplingParams = SamplingParams()
+    price: Price = Price()
     concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
     timeout_s: float = Field(300, gt=0, description="per request; CPU servers queue requests")
-    max_retries: int = Field(
-        3, ge=0, description="the openai client's own retries: exponential backoff with "
-        "jitter, honouring Retry-After, on connection errors, 408, 409, 429 and 5xx",
-    )
+    max_retries: int = Field(4, ge=0, description="on 429, 5xx, timeouts, dropped connections, malformed bodies")
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_cap_s: float = Field(30.0, ge=0)
 
     @model_validator(mode="after")
     def _model_named_with_url(self) -> "TeacherConfig":
@@ -69,22 +99,66 @@ class TeacherConfig(BaseModel):
             raise ValueError("model and api_key_env apply only with a base_url")
         return self
 
+    def limits(self) -> ClientLimits:
+        return ClientLimits(
+            concurrency=self.concurrency,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s,
+            input_usd_per_million=self.price.input_usd_per_million,
+            output_usd_per_million=self.price.output_usd_per_million,
+        )
+
+
+class DistillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    teachers: list[TeacherConfig] = Field(default_factory=lambda: [TeacherConfig()], min_length=1)
+    samples_per_prompt: int = Field(2, ge=1)
+    budget_usd: float | None = Field(None, gt=0, description="stop gracefully once spent")
+    max_failed_fraction: float = Field(
+        0.2, ge=0, le=1, description="above this share of failed requests the stage fails "
+        "instead of writing a set with holes: an unreachable or broken teacher, not bad luck",
+    )
+    cache_path: Path | None = Field(
+        None, description="the response cache; default <CRUCIBLE_CACHE>/responses.sqlite, shared by runs"
+    )
+
+    @model_validator(mode="after")
+    def _one_embedded_teacher(self) -> "DistillConfig":
+        if sum(t.base_url is None for t in self.teachers) > 1:
+            raise ValueError("at most one teacher can be the embedded model (base_url: null)")
+        return self
+
 
 @dataclass(frozen=True)
-class Endpoint:
-    base_url: str
+class FailedRequest:
+    prompt_id: str
+    sample_index: int
     model: str
-    api_key: str
+    base_url: str
+    reason: str
+    attempts: int
 
 
-class TeacherError(RuntimeError):
-    pass
+class TeacherStopped(TeacherError):
+    """The batch was stopped on purpose; what was answered is cached for the next run."""
 
 
-def resolve_endpoint(config: TeacherConfig, base_url: str, model: str) -> Endpoint:
+@dataclass
+class DistillResult:
+    answers: list[Example]
+    failures: list[FailedRequest]
+    usage: dict[str, TeacherUsage] = field(default_factory=dict)  # by model
+
+
+def resolve_endpoint(config: TeacherConfig, base_url: str, model: str, identity: str = "") -> Endpoint:
     if config.api_key_env is None:
         # Local servers accept any key; the client insists on one being set.
-        return Endpoint(base_url, model, "no-key")
+        return Endpoint(base_url, model, "no-key", identity)
     key = os.environ.get(config.api_key_env)
     if not key:
         raise TeacherError(
@@ -99,77 +173,162 @@ def request_seed(base_seed: int, prompt_id: str, sample_index: int) -> int:
     return int.from_bytes(digest[:4], "big") >> 1
 
 
+def pick_teacher(prompt_id: str, weights: list[float]) -> int:
+    """Index of the teacher for a prompt, by weight, from a hash of the prompt id."""
+    point = int(hashlib.sha256(prompt_id.encode()).hexdigest()[:12], 16) / 16**12 * sum(weights)
+    for index, weight in enumerate(weights):
+        point -= weight
+        if point < 0:
+            return index
+    return len(weights) - 1
+
+
+def response_format_for(task: Task, config: TeacherConfig) -> dict | None:
+    if config.structured_output == "prompt":
+        return None
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": task.name, "schema": task.answer_schema.model_json_schema(), "strict": True},
+    }
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    cached: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
 async def answer_prompts(
     prompts: list[Example],
     task: Task,
-    config: TeacherConfig,
-    endpoint: Endpoint,
+    config: DistillConfig,
+    endpoints: list[Endpoint],
+    cache: ResponseCache,
     run_id: str,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-) -> list[Example]:
-    """Answer every prompt `samples_per_prompt` times; raise TeacherError on any failure.
+    *,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+    should_stop: Callable[[], str | None] = lambda: None,
+    client_options: dict | None = None,
+) -> DistillResult:
+    """Answer every prompt `samples_per_prompt` times with the teachers in `config`.
 
-    A failure stops the whole batch (the other requests are cancelled) so that the
-    stage never writes a partial table that looks complete.
+    `endpoints[i]` is where `config.teachers[i]` is reached. `should_stop` returns a
+    reason (e.g. "SIGINT") to stop; the budget is checked here.
     """
-    client = openai.AsyncOpenAI(
-        base_url=endpoint.base_url,
-        api_key=endpoint.api_key,
-        timeout=config.timeout_s,
-        max_retries=config.max_retries,
-    )
-    limit = asyncio.Semaphore(config.concurrency)
+    clients = [
+        TeacherClient(endpoint, teacher.limits(), cache, **(client_options or {}))
+        for endpoint, teacher in zip(endpoints, config.teachers, strict=True)
+    ]
+    weights = [t.weight for t in config.teachers]
     jobs = [(p, i) for p in prompts for i in range(config.samples_per_prompt)]
-    done = 0
+    answers: list[Example | None] = [None] * len(jobs)
+    failures: list[FailedRequest] = []
+    stop_reason: list[str] = []
 
-    async def answer(prompt: Example, sample_index: int) -> Example:
-        nonlocal done
-        sampling = config.sampling.model_dump()
-        sampling["seed"] = request_seed(config.sampling.seed, prompt.id, sample_index)
-        async with limit:
+    def spent() -> float:
+        return sum(c.usage.cost_usd for c in clients)
+
+    def report() -> None:
+        on_progress(Progress(
+            done=sum(a is not None for a in answers),
+            total=len(jobs),
+            cached=sum(c.usage.cache_hits for c in clients),
+            failed=len(failures),
+            prompt_tokens=sum(c.usage.prompt_tokens for c in clients),
+            completion_tokens=sum(c.usage.completion_tokens for c in clients),
+            cost_usd=spent(),
+        ))
+
+    def stopping() -> bool:
+        if not stop_reason:
+            reason = should_stop()
+            if reason is None and config.budget_usd is not None and spent() >= config.budget_usd:
+                reason = f"budget of ${config.budget_usd:.2f} spent (${spent():.4f})"
+            if reason is not None:
+                stop_reason.append(reason)
+        return bool(stop_reason)
+
+    async def answer(slot: int, prompt: Example, sample_index: int) -> None:
+        index = pick_teacher(prompt.id, weights)
+        teacher, client = config.teachers[index], clients[index]
+        sampling = teacher.sampling.model_dump()
+        sampling["seed"] = request_seed(teacher.sampling.seed, prompt.id, sample_index)
+        messages = task.messages(prompt.prompt, few_shot=True)
+        response_format = response_format_for(task, teacher)
+        key = client.key(messages, sampling, sample_index, response_format)
+        response = client.cached(key)
+        if response is None:
             try:
-                completion = await client.chat.completions.create(
-                    model=endpoint.model,
-                    messages=task.messages(prompt.prompt, few_shot=True),
-                    **sampling,
+                response = await client.complete(
+                    key, messages, sampling, response_format, may_send=lambda: not stopping()
                 )
-            except openai.APIConnectionError as error:
-                raise TeacherError(
-                    f"teacher {endpoint.model} at {endpoint.base_url} could not be reached after "
-                    f"{config.max_retries} retries: {error}"
-                ) from error
-            except openai.APIStatusError as error:
-                raise TeacherError(
-                    f"teacher {endpoint.model} at {endpoint.base_url} answered "
-                    f"HTTP {error.status_code}: {error.message}"
-                ) from error
-        choice = completion.choices[0]
-        done += 1
-        on_progress(done, len(jobs))
-        return Example(
-            task=task.name,
-            prompt=prompt.prompt,
-            response=choice.message.content or "",
-            reference=prompt.reference,
-            source=SOURCE,
-            template_id=prompt.template_id,
-            seed=sampling["seed"],
-            teacher=Teacher(
-                base_url=endpoint.base_url,
-                model=endpoint.model,
-                sampling=canonical_json(sampling),
-                sample_index=sample_index,
-            ),
-            finish_reason=choice.finish_reason,
-            parent_ids=(prompt.id,),
-            run_id=run_id,
-        )
+            except NotSent:
+                return
+            except RequestFailed as failure:
+                failures.append(FailedRequest(prompt.id, sample_index, client.endpoint.model,
+                                              client.endpoint.identity, failure.reason, failure.attempts))
+                report()
+                return
+        answers[slot] = make_answer(prompt, sample_index, response, sampling, client.endpoint, run_id, task)
+        report()
 
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(answer(p, i)) for p, i in jobs]
-    except* TeacherError as failures:
-        raise failures.exceptions[0] from None
+            for slot, (prompt, sample_index) in enumerate(jobs):
+                group.create_task(answer(slot, prompt, sample_index))
+    except* TeacherError as refused:
+        raise refused.exceptions[0] from None
     finally:
-        await client.close()
-    return [t.result() for t in tasks]
+        for client in clients:
+            await client.close()
+    if stop_reason:
+        done = sum(a is not None for a in answers)
+        raise TeacherStopped(
+            f"stopped: {stop_reason[0]}; {done} of {len(jobs)} answers are cached, "
+            "run the same command again to resume"
+        )
+    return DistillResult(
+        answers=[a for a in answers if a is not None],
+        failures=failures,
+        usage={c.endpoint.model: c.usage for c in clients},
+    )
+
+
+def check_failures(result: DistillResult, config: DistillConfig, failed_log: Path) -> None:
+    """Fail the stage when too many requests failed; a few are recorded and tolerated."""
+    attempted = len(result.answers) + len(result.failures)
+    if not result.failures or len(result.failures) <= config.max_failed_fraction * attempted:
+        return
+    first = result.failures[0]
+    raise TeacherError(
+        f"{len(result.failures)} of {attempted} requests failed after retries "
+        f"(more than {config.max_failed_fraction:.0%}); first: teacher {first.model} at "
+        f"{first.base_url}: {first.reason} after {first.attempts} attempts; all are listed in {failed_log}"
+    )
+
+
+def make_answer(prompt: Example, sample_index: int, response: CachedResponse, sampling: dict,
+                endpoint: Endpoint, run_id: str, task: Task) -> Example:
+    return Example(
+        task=task.name,
+        prompt=prompt.prompt,
+        response=response.content,
+        reference=prompt.reference,
+        source=SOURCE,
+        template_id=prompt.template_id,
+        seed=sampling["seed"],
+        teacher=Teacher(
+            base_url=endpoint.identity,
+            model=endpoint.model,
+            sampling=canonical_json(sampling),
+            sample_index=sample_index,
+        ),
+        finish_reason=response.finish_reason,
+        parent_ids=(prompt.id,),
+        run_id=run_id,
+    )

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -35,7 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
-from datagen.embedded_model import embedded_model_dir
+from datagen.embedded_model import CONVERSION_VERSION, cache_dir, embedded_model_dir
 from datagen.exact_dedup import exact_dedupe
 from datagen.exports import write_exports
 from datagen.labelled_prompts import LabelledPromptConfig, labelled_prompts
@@ -52,8 +54,21 @@ from datagen.records import (
 from datagen.run_store import RunStore, write_text_atomic
 from datagen.sft_examples import SftSelectionConfig, sft_rows
 from datagen.task import Task
-from datagen.teacher import TeacherConfig, TeacherError, answer_prompts, resolve_endpoint
+from datagen.response_cache import ResponseCache
+from datagen.teacher import (
+    DistillConfig,
+    Progress,
+    TeacherError,
+    TeacherStopped,
+    answer_prompts,
+    check_failures,
+    resolve_endpoint,
+)
+from flows.graceful_stop import graceful_stop
 from flows.recipe import RecipeError, load_recipe
+
+# (base_url to send to, model name, identity for the cache and provenance)
+TeacherLocation = tuple[str, str, str]
 
 
 class PromptDedupeConfig(BaseModel):
@@ -72,7 +87,7 @@ class BuildDatasetRecipe(BaseModel):
     runs_dir: Path = Path("runs")
     prompts: LabelledPromptConfig = LabelledPromptConfig()
     prompt_dedupe: PromptDedupeConfig = PromptDedupeConfig()
-    teacher: TeacherConfig = TeacherConfig()
+    distill: DistillConfig = DistillConfig()
     answer_filters: AnswerFilterConfig = AnswerFilterConfig()
     sft: SftSelectionConfig = SftSelectionConfig()
     pairs: PreferencePairConfig = PreferencePairConfig()
@@ -154,29 +169,59 @@ def prepare_embedded_teacher() -> Path:
 
 
 @task(cache_policy=NO_CACHE)
-def answer_with_teacher(
-    store: RunStore, recipe: BuildDatasetRecipe, base_url: str, model: str
-) -> None:
+def distill_answers(store: RunStore, recipe: BuildDatasetRecipe, locations: list[TeacherLocation]) -> None:
+    """Ask the teachers; `locations[i]` is where `recipe.distill.teachers[i]` listens."""
     logger = get_run_logger()
     task_ = recipe.load_task()
     prompts = examples_from_frame(store.read("unique_prompts"))
-    endpoint = resolve_endpoint(recipe.teacher, base_url, model)
-    total = len(prompts) * recipe.teacher.samples_per_prompt
+    endpoints = [
+        resolve_endpoint(teacher, *location)
+        for teacher, location in zip(recipe.distill.teachers, locations, strict=True)
+    ]
+    cache = ResponseCache(recipe.distill.cache_path or cache_dir() / "responses.sqlite")
     artifact_id = create_progress_artifact(0.0, key="teacher-answers", description="teacher answers")
-    step = max(1, total // 10)
+    last_decile = [-1]
 
-    def on_progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            logger.info("teacher %s: %d/%d answers", model, done, total)
-            update_progress_artifact(artifact_id, 100.0 * done / total, _sync=True)
+    def on_progress(progress: Progress) -> None:
+        settled = progress.done + progress.failed
+        decile = 10 * settled // progress.total
+        if decile > last_decile[0]:
+            last_decile[0] = decile
+            logger.info(
+                "teachers: %d/%d answered (%d cached, %d failed), %d tokens in, %d out, $%.4f",
+                progress.done, progress.total, progress.cached, progress.failed,
+                progress.prompt_tokens, progress.completion_tokens, progress.cost_usd,
+            )
+            update_progress_artifact(artifact_id, 100.0 * settled / progress.total, _sync=True)
 
-    logger.info("asking teacher %s at %s for %d answers", model, base_url, total)
-    answers = asyncio.run(
-        answer_prompts(prompts, task_, recipe.teacher, endpoint, store.run_id, on_progress)
-    )
-    config = recipe.teacher.model_dump(mode="json") | {"resolved_base_url": base_url, "resolved_model": model}
+    for endpoint in endpoints:
+        logger.info("teacher %s at %s", endpoint.model, endpoint.base_url)
+    try:
+        with graceful_stop() as stop:
+            result = asyncio.run(
+                answer_prompts(prompts, task_, recipe.distill, endpoints, cache, store.run_id,
+                               on_progress=on_progress, should_stop=stop.requested)
+            )
+    finally:
+        cache.close()
+    failed_log = store.run_dir / "logs" / "failed-requests.jsonl"
+    if result.failures:
+        failed_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(failed_log, "a") as handle:
+            for failure in result.failures:
+                handle.write(json.dumps(dataclasses.asdict(failure)) + "\n")
+        logger.warning("%d requests failed after retries; see %s", len(result.failures), failed_log)
+    check_failures(result, recipe.distill, failed_log)
     store.write_stage(
-        "answers", {"part": examples_to_frame(answers)}, config=config, inputs=["unique_prompts"]
+        "answers",
+        {"part": examples_to_frame(result.answers)},
+        config=recipe.distill.model_dump(mode="json"),
+        inputs=["unique_prompts"],
+        summary={
+            "failed_requests": len(result.failures),
+            "failed_log": str(failed_log) if result.failures else None,
+            "usage": {model: dataclasses.asdict(usage) for model, usage in result.usage.items()},
+        },
     )
 
 
@@ -271,6 +316,8 @@ def summarize_run(store: RunStore) -> dict:
             "preference pairs": manifests["pairs"]["counts"]["part"],
         },
         "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
+        "failed requests": manifests["answers"]["summary"]["failed_requests"],
+        "teacher usage": manifests["answers"]["summary"]["usage"],
         "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
         "wrong fields in plausible answers": manifests["verified"]["summary"]["wrong_fields"],
         "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
@@ -294,6 +341,16 @@ def summary_markdown(summary: dict) -> str:
     for title in titles:
         lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
         lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
+    lines += [
+        "", "**teacher usage**", "",
+        "| model | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {model} | {u['requests']} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
+        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} |"
+        for model, u in summary["teacher usage"].items()
+    ]
     lines += ["", f"Exports: `{summary['exports']}`", ""]
     return "\n".join(lines)
 
@@ -308,13 +365,18 @@ def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict
     generate_prompts(store, recipe)
     dedupe_prompts(store, recipe.prompt_dedupe)
     if not store.is_complete("answers"):
-        if recipe.teacher.base_url is None:
-            model_dir = prepare_embedded_teacher()
-            log = store.run_dir / "logs" / "teacher-server.log"
-            with serve_model(model_dir, log) as base_url:
-                answer_with_teacher(store, recipe, base_url, served_model_name(model_dir))
-        else:
-            answer_with_teacher(store, recipe, recipe.teacher.base_url, recipe.teacher.model)
+        with contextlib.ExitStack() as servers:
+            locations = []
+            for teacher in recipe.distill.teachers:
+                if teacher.base_url is None:
+                    model_dir = prepare_embedded_teacher()
+                    log = store.run_dir / "logs" / "teacher-server.log"
+                    base_url = servers.enter_context(serve_model(model_dir, log))
+                    name = served_model_name(model_dir)
+                    locations.append((base_url, name, f"embedded:{name}@v{CONVERSION_VERSION}"))
+                else:
+                    locations.append((teacher.base_url, teacher.model, teacher.base_url))
+            distill_answers(store, recipe, locations)
     verify_answers(store, recipe)
     select_sft_and_pairs(store, recipe)
     export_datasets(store, recipe)
@@ -333,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = build_dataset(recipe, run_id=args.run_id)
+    except TeacherStopped as stopped:
+        print(f"{stopped}", file=sys.stderr)
+        return 130
     except (TeacherError, ModelServerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -21,13 +24,17 @@ from tests.scripted_teacher import ScriptedTeacher
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def recipe(tmp_path: Path, count: int = 12, seed: int = 3, **teacher) -> BuildDatasetRecipe:
+def recipe(tmp_path: Path, count: int = 12, seed: int = 3, samples: int = 3, **teacher) -> BuildDatasetRecipe:
     return BuildDatasetRecipe.model_validate(
         {
             "task": "datagen.tasks.support_triage:TASK",
             "runs_dir": str(tmp_path / "runs"),
             "prompts": {"count": count, "seed": seed},
-            "teacher": {"samples_per_prompt": 3, "concurrency": 4, **teacher},
+            "distill": {
+                "samples_per_prompt": samples,
+                "cache_path": str(tmp_path / "responses.sqlite"),
+                "teachers": [{"concurrency": 4, "backoff_base_s": 0.01, **teacher}],
+            },
         }
     )
 
@@ -54,6 +61,13 @@ def test_exports_hold_exactly_the_verified_answers_and_pairs(tmp_path):
         # A re-run of a finished run pays for nothing again.
         assert build_dataset(build, run_id="exact") == summary
         assert len(teacher.requests) == requests_after_first_run
+        # A build that died after the teacher answered but before its stages were
+        # written gets every answer back from the response cache: no request is repeated.
+        again = build_dataset(build, run_id="exact-after-crash")
+        assert len(teacher.requests) == requests_after_first_run
+        assert again["teacher usage"]["scripted"]["cache_hits"] == again["counts"]["teacher answers"]
+        assert again["teacher usage"]["scripted"]["requests"] == 0
+        assert again["counts"] == summary["counts"]
 
     unique = summary["counts"]["prompts after dedupe"]
     assert 0 < unique <= 12
@@ -61,7 +75,7 @@ def test_exports_hold_exactly_the_verified_answers_and_pairs(tmp_path):
     assert requests_after_first_run == summary["counts"]["teacher answers"] == 3 * unique
     assert summary["counts"]["SFT rows"] == summary["counts"]["preference pairs"] == unique
     assert summary["answers rejected by reason"] == {"wrong_fields": unique, "unparseable": unique}
-    assert summary["SFT rows by source"] == {"datagen.teacher.answer_prompts@1": unique}
+    assert summary["SFT rows by source"] == {"datagen.teacher.answer_prompts@2": unique}
     assert summary["pairs by strategy"] == {"verifier_ranked": unique}
     # The API key never reaches the store: the scripted teacher needs none, and the
     # teacher's provenance holds only endpoint, model and sampling.
@@ -100,7 +114,7 @@ def test_trl_cli_trains_on_the_sft_export_unchanged(tmp_path, tiny_model):
     labels = labels_by_prompt(8, 5)
     with ScriptedTeacher(lambda prompt, k: json.dumps(labels[prompt])) as teacher:
         summary = build_dataset(
-            recipe(tmp_path, count=8, seed=5, base_url=teacher.base_url, model="scripted", samples_per_prompt=1)
+            recipe(tmp_path, count=8, seed=5, samples=1, base_url=teacher.base_url, model="scripted")
         )
     export = Path(summary["exports"]) / "trl_sft"
     result = subprocess.run(
@@ -120,7 +134,7 @@ def test_real_transformers_serve_answers_are_all_accounted_for(tmp_path, tiny_mo
     """A real `transformers serve` process with a random model: noise in, reasons out."""
     with serve_model(tiny_model, tmp_path / "serve.log") as base_url:
         summary = build_dataset(
-            recipe(tmp_path, base_url=base_url, model=served_model_name(tiny_model), samples_per_prompt=2,
+            recipe(tmp_path, samples=2, base_url=base_url, model=served_model_name(tiny_model),
                    sampling={"max_tokens": 24, "temperature": 1.0})
         )
     counts = summary["counts"]
@@ -145,7 +159,11 @@ def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
             "runs_dir": str(tmp_path / "runs"),
             "prompts": {"count": 3, "seed": 11},
             "prompt_dedupe": {"exact": True, "minhash": None},
-            "teacher": {"samples_per_prompt": 1, "sampling": {"temperature": 0.0, "max_tokens": 96}},
+            "distill": {
+                "samples_per_prompt": 1,
+                "cache_path": str(tmp_path / "responses.sqlite"),
+                "teachers": [{"sampling": {"temperature": 0.0, "max_tokens": 96}}],
+            },
         }
     )
     summary = build_dataset(build)
@@ -155,15 +173,19 @@ def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
     parsed = [r for r in answers["response"] if r.strip().startswith("{")]
     assert len(parsed) >= 2, answers["response"].to_list()
     assert set(answers["teacher"].struct.field("model")) == {"SmolLM2-135M-Instruct"}
+    assert set(answers["teacher"].struct.field("base_url")) == {"embedded:SmolLM2-135M-Instruct@v1"}
     assert (Path(summary["run_dir"]) / "logs" / "teacher-server.log").exists()
 
 
 def test_an_unreachable_teacher_fails_with_a_clear_message_and_writes_nothing(tmp_path):
     dead = f"http://127.0.0.1:{free_loopback_port()}/v1"
     build = recipe(tmp_path, base_url=dead, model="nobody", max_retries=1)
-    with pytest.raises(TeacherError, match=rf"teacher nobody at {dead} could not be reached after 1 retries"):
+    with pytest.raises(TeacherError, match=rf"36 of 36 requests failed after retries .* first: teacher nobody at "
+                       rf"{dead}: (connection error|timeout): Cannot connect to host .* after 2 attempts; all are listed in .*failed-requests.jsonl"):
         build_dataset(build, run_id="dead")
     run_dir = tmp_path / "runs" / "dead"
+    failed = read_jsonl(run_dir / "logs" / "failed-requests.jsonl")
+    assert len(failed) == 36 and {f["attempts"] for f in failed} == {2}
     assert (run_dir / "unique_prompts" / "manifest.json").exists()
     assert not (run_dir / "answers").exists()
     assert not list(run_dir.glob(".answers.partial-*"))
@@ -188,12 +210,47 @@ def test_a_model_server_that_dies_names_its_log(tmp_path):
 
 def test_the_command_line_reports_a_bad_recipe_before_any_work(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("task: datagen.tasks.support_triage:TASK\nteacher: {samples_per_prompt: -1}\n")
+    bad.write_text("task: datagen.tasks.support_triage:TASK\ndistill: {samples_per_prompt: -1}\n")
     result = subprocess.run(
         [sys.executable, "-m", "flows.build_dataset", "--recipe", str(bad)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)),
     )
     assert result.returncode == 2
-    assert f"{bad}: teacher.samples_per_prompt: Input should be greater than or equal to 1 (got -1)" in result.stderr
+    assert f"{bad}: distill.samples_per_prompt: Input should be greater than or equal to 1 (got -1)" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_stops_the_build_and_the_rerun_repeats_no_request(tmp_path):
+    """The user's view: Ctrl-C half way, then the same command again."""
+    labels = labels_by_prompt(12, 3)
+    with ScriptedTeacher(lambda prompt, k: json.dumps(labels[prompt]), answer_delay_s=0.3) as teacher:
+        path = tmp_path / "recipe.yaml"
+        path.write_text(
+            "task: datagen.tasks.support_triage:TASK\n"
+            f"runs_dir: {tmp_path / 'runs'}\n"
+            "prompts: {count: 12, seed: 3}\n"
+            f"distill: {{samples_per_prompt: 3, cache_path: {tmp_path / 'cache.sqlite'}, "
+            f"teachers: [{{base_url: '{teacher.base_url}', model: scripted, concurrency: 2}}]}}\n"
+        )
+        command = [sys.executable, "-m", "flows.build_dataset", "--recipe", str(path)]
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+        build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 240
+        while len(teacher.requests) < 6 and time.monotonic() < deadline and build.poll() is None:
+            time.sleep(0.05)
+        build.send_signal(signal.SIGINT)
+        _, stderr = build.communicate(timeout=120)
+        assert build.returncode == 130, stderr[-2000:]
+        assert re.search(r"stopped: SIGINT received; \d+ of 36 answers are cached", stderr)
+        sent = len(teacher.requests)
+        assert 6 <= sent < 36
+        run_dirs = list((tmp_path / "runs").iterdir())
+        assert not (run_dirs[0] / "answers").exists()
+
+        resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        # Every (ticket, sample) was asked for exactly once over the two runs.
+        assert len(teacher.requests) == 36
+        assert sorted(teacher.seen.values()) == [3] * 12
+        assert f"| scripted | {36 - sent} | {sent} | 0 | 0 |" in resumed.stdout
