@@ -229,13 +229,14 @@ async def answer_prompts(
     answers: list[Example | None] = [None] * len(jobs)
     failures: list[FailedRequest] = []
     stop_reason: list[str] = []
+    answered = [0]  # a running count: summing `answers` on every report is quadratic
 
     def spent() -> float:
         return sum(c.usage.cost_usd for c in clients)
 
     def report() -> None:
         on_progress(Progress(
-            done=sum(a is not None for a in answers),
+            done=answered[0],
             total=len(jobs),
             cached=sum(c.usage.cache_hits for c in clients),
             failed=len(failures),
@@ -275,6 +276,7 @@ async def answer_prompts(
                 report()
                 return
         answers[slot] = make_answer(prompt, sample_index, response, sampling, client.endpoint, run_id, task)
+        answered[0] += 1
         report()
 
     try:
@@ -287,9 +289,8 @@ async def answer_prompts(
         for client in clients:
             await client.close()
     if stop_reason:
-        done = sum(a is not None for a in answers)
         raise TeacherStopped(
-            f"stopped: {stop_reason[0]}; {done} of {len(jobs)} answers are cached, "
+            f"stopped: {stop_reason[0]}; {answered[0]} of {len(jobs)} answers are cached, "
             "run the same command again to resume"
         )
     return DistillResult(
