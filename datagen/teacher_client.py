@@ -208,9 +208,8 @@ class TeacherClient:
                     response = self._response(completion)
                 except _RETRIABLE + (MalformedBody,) as error:
                     reason = describe(error)
-                    self.usage.retry_reasons[reason.split(":")[0]] = (
-                        self.usage.retry_reasons.get(reason.split(":")[0], 0) + 1
-                    )
+                    kind = reason.split(":")[0]
+                    self.usage.retry_reasons[kind] = self.usage.retry_reasons.get(kind, 0) + 1
                     if attempt == self.limits.max_retries:
                         self.usage.failures += 1
                         raise RequestFailed(reason, attempt + 1) from error

@@ -51,10 +51,10 @@ from datagen.records import (
     pairs_from_frame,
     pairs_to_frame,
 )
+from datagen.response_cache import ResponseCache
 from datagen.run_store import RunStore, write_text_atomic
 from datagen.sft_examples import SftSelectionConfig, sft_rows
 from datagen.task import Task
-from datagen.response_cache import ResponseCache
 from datagen.teacher import (
     DistillConfig,
     Progress,
@@ -64,6 +64,7 @@ from datagen.teacher import (
     check_failures,
     resolve_endpoint,
 )
+from flows.build_summary import run_summary, summary_markdown
 from flows.graceful_stop import graceful_stop
 from flows.recipe import RecipeError, load_recipe
 
@@ -301,58 +302,12 @@ def export_datasets(store: RunStore, recipe: BuildDatasetRecipe) -> None:
 
 @task(cache_policy=NO_CACHE)
 def summarize_run(store: RunStore) -> dict:
-    stages = ["prompts", "unique_prompts", "answers", "verified", "sft", "pairs", "export"]
-    manifests = {stage: store.manifest(stage) for stage in stages}
-    summary = {
-        "run_id": store.run_id,
-        "run_dir": str(store.run_dir),
-        "counts": {
-            "prompts generated": manifests["prompts"]["counts"]["part"],
-            "prompts after dedupe": manifests["unique_prompts"]["counts"]["part"],
-            "teacher answers": manifests["answers"]["counts"]["part"],
-            "verified answers": manifests["verified"]["counts"]["part"],
-            "rejected answers": manifests["verified"]["counts"]["rejects"],
-            "SFT rows": manifests["sft"]["counts"]["part"],
-            "preference pairs": manifests["pairs"]["counts"]["part"],
-        },
-        "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
-        "failed requests": manifests["answers"]["summary"]["failed_requests"],
-        "teacher usage": manifests["answers"]["summary"]["usage"],
-        "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
-        "wrong fields in plausible answers": manifests["verified"]["summary"]["wrong_fields"],
-        "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
-        "pairs by strategy": manifests["pairs"]["summary"]["pairs_by_strategy"],
-        "exports": str(store.stage_dir("export")),
-    }
+    summary = run_summary(store)
     markdown = summary_markdown(summary)
     write_text_atomic(store.run_dir / "summary.json", json.dumps(summary, indent=2))
     write_text_atomic(store.run_dir / "summary.md", markdown)
     create_markdown_artifact(markdown, key="build-summary", description="dataset build summary")
     return summary
-
-
-def summary_markdown(summary: dict) -> str:
-    lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
-    lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
-    titles = (
-        "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
-        "SFT rows by source", "pairs by strategy",
-    )
-    for title in titles:
-        lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
-        lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
-    lines += [
-        "", "**teacher usage**", "",
-        "| model | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {model} | {u['requests']} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
-        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} |"
-        for model, u in summary["teacher usage"].items()
-    ]
-    lines += ["", f"Exports: `{summary['exports']}`", ""]
-    return "\n".join(lines)
 
 
 # ---- the flow ---------------------------------------------------------------------

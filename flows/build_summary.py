@@ -1,0 +1,61 @@
+"""The build's summary, read back from the stage manifests of one run.
+
+The manifests are the record of what happened; the summary only gathers them, so a
+summary of a resumed run is the same as that of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from datagen.run_store import RunStore
+
+
+def run_summary(store: RunStore) -> dict:
+    """Counts per stage, reasons, sources, strategies and teacher usage, from the manifests."""
+    stages = ["prompts", "unique_prompts", "answers", "verified", "sft", "pairs", "export"]
+    manifests = {stage: store.manifest(stage) for stage in stages}
+    summary = {
+        "run_id": store.run_id,
+        "run_dir": str(store.run_dir),
+        "counts": {
+            "prompts generated": manifests["prompts"]["counts"]["part"],
+            "prompts after dedupe": manifests["unique_prompts"]["counts"]["part"],
+            "teacher answers": manifests["answers"]["counts"]["part"],
+            "verified answers": manifests["verified"]["counts"]["part"],
+            "rejected answers": manifests["verified"]["counts"]["rejects"],
+            "SFT rows": manifests["sft"]["counts"]["part"],
+            "preference pairs": manifests["pairs"]["counts"]["part"],
+        },
+        "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
+        "failed requests": manifests["answers"]["summary"]["failed_requests"],
+        "teacher usage": manifests["answers"]["summary"]["usage"],
+        "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
+        "wrong fields in plausible answers": manifests["verified"]["summary"]["wrong_fields"],
+        "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
+        "pairs by strategy": manifests["pairs"]["summary"]["pairs_by_strategy"],
+        "exports": str(store.stage_dir("export")),
+    }
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
+    lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
+    titles = (
+        "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
+        "SFT rows by source", "pairs by strategy",
+    )
+    for title in titles:
+        lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
+    lines += [
+        "", "**teacher usage**", "",
+        "| model | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {model} | {u['requests']} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
+        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} |"
+        for model, u in summary["teacher usage"].items()
+    ]
+    lines += ["", f"Exports: `{summary['exports']}`", ""]
+    return "\n".join(lines)
