@@ -7,6 +7,7 @@ task is adding a file; no shared code branches on task names.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -38,14 +39,21 @@ class Task:
         layout the few-shot turns show, so every answer crucible writes looks alike."""
         return json.dumps(self.answer_schema.model_validate(answer).model_dump(mode="json"))
 
+    @functools.cached_property
+    def _few_shot_turns(self) -> tuple[dict[str, str], ...]:
+        # Rendered once: every teacher request carries them, and rendering validates.
+        turns = []
+        for shot_prompt, shot_answer in self.few_shot:
+            turns.append({"role": "user", "content": shot_prompt})
+            turns.append({"role": "assistant", "content": self.render_answer(shot_answer)})
+        return tuple(turns)
+
     def messages(self, prompt: str, *, few_shot: bool) -> list[dict[str, str]]:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
         because the fine-tuned model must produce the format without them."""
         chat = [{"role": "system", "content": self.system_prompt}]
         if few_shot:
-            for shot_prompt, shot_answer in self.few_shot:
-                chat.append({"role": "user", "content": shot_prompt})
-                chat.append({"role": "assistant", "content": self.render_answer(shot_answer)})
+            chat += [dict(turn) for turn in self._few_shot_turns]
         chat.append({"role": "user", "content": prompt})
         return chat
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -213,7 +213,6 @@ async def answer_prompts(
     *,
     on_progress: Callable[[Progress], None] = lambda progress: None,
     should_stop: Callable[[], str | None] = lambda: None,
-    client_options: dict | None = None,
 ) -> DistillResult:
     """Answer every prompt `samples_per_prompt` times with the teachers in `config`.
 
@@ -221,9 +220,10 @@ async def answer_prompts(
     reason (e.g. "SIGINT") to stop; the budget is checked here.
     """
     clients = [
-        TeacherClient(endpoint, teacher.limits(), cache, **(client_options or {}))
+        TeacherClient(endpoint, teacher.limits(), cache)
         for endpoint, teacher in zip(endpoints, config.teachers, strict=True)
     ]
+    response_formats = [response_format_for(task, teacher) for teacher in config.teachers]
     weights = [t.weight for t in config.teachers]
     jobs = [(p, i) for p in prompts for i in range(config.samples_per_prompt)]
     answers: list[Example | None] = [None] * len(jobs)
@@ -260,7 +260,7 @@ async def answer_prompts(
         sampling = teacher.sampling.model_dump()
         sampling["seed"] = request_seed(teacher.sampling.seed, prompt.id, sample_index)
         messages = task.messages(prompt.prompt, few_shot=True)
-        response_format = response_format_for(task, teacher)
+        response_format = response_formats[index]
         key = client.key(messages, sampling, sample_index, response_format)
         response = client.cached(key)
         if response is None:
