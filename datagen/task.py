@@ -8,6 +8,7 @@ task is adding a file; no shared code branches on task names.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -135,3 +136,17 @@ def _closed_values(field: dict, definitions: dict) -> list[Any] | None:
 
 def label_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)  # true, false, null, 3
+
+
+def import_task(path: str) -> Any:
+    """The object at `package.module:NAME`, as recipes and gold sets name tasks."""
+    module_name, colon, attribute = path.partition(":")
+    if not colon or not attribute:
+        raise ValueError(f"{path!r} is not of the form 'package.module:NAME'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name}: {error}") from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"{module_name} has no attribute {attribute!r}")
+    return getattr(module, attribute)

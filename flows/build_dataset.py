@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
-import importlib
 import json
 import sys
 from collections import Counter
@@ -63,7 +62,7 @@ from datagen.records import (
 from datagen.run_store import RunStore, write_text_atomic
 from datagen.self_instruct import SelfInstructConfig
 from datagen.sft_examples import SftSelectionConfig, sft_rows
-from datagen.task import Task
+from datagen.task import Task, import_task
 from datagen.teacher import DistillConfig, TeacherConfig, TeacherError, TeacherStopped
 from flows.build_summary import run_summary, summary_markdown
 from flows.recipe import RecipeError, load_recipe
@@ -117,30 +116,17 @@ class BuildDatasetRecipe(BaseModel):
     @field_validator("task")
     @classmethod
     def _names_a_task(cls, path: str) -> str:
-        loaded = _import_task(path)
+        loaded = import_task(path)
         if not isinstance(loaded, Task):
             raise ValueError(f"{path} is a {type(loaded).__name__}, not a datagen.task.Task")
         return path
 
     def load_task(self) -> Task:
-        return _import_task(self.task)
+        return import_task(self.task)
 
     def default_run_id(self) -> str:
         digest = hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
         return f"{self.load_task().name}-{digest[:12]}"
-
-
-def _import_task(path: str) -> Task:
-    module_name, colon, attribute = path.partition(":")
-    if not colon or not attribute:
-        raise ValueError(f"{path!r} is not of the form 'package.module:NAME'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import {module_name}: {error}") from None
-    if not hasattr(module, attribute):
-        raise ValueError(f"{module_name} has no attribute {attribute!r}")
-    return getattr(module, attribute)
 
 
 # ---- tasks: each reads its inputs from the run store and writes one stage ----------

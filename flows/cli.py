@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gold.cli import add_gold_parser, run_gold
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crucible", description="synthetic data and gated fine-tuning")
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_audit_parser(commands)
     add_dedupe_parser(commands)
+    add_gold_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "build":
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_audit(args)
     if args.command == "dedupe":
         return run_dedupe(args)
+    if args.command == "gold":
+        return run_gold(args)
     return 2
 
 

@@ -1,0 +1,161 @@
+"""`crucible gold ...`: the labelers' page and the gold sets' life cycle.
+
+    crucible gold add-user NAME --role labeler|reviewer|admin    prints the secret once
+    crucible gold create-set SET --task datagen.tasks.support_triage:TASK [--labels-per-record K]
+    crucible gold import SET FILE.jsonl [--text-field text] [--force-synthetic REASON]
+    crucible gold serve [--host 127.0.0.1] [--port 8765]
+    crucible gold status SET                                     progress and agreement
+    crucible gold lock SET --as REVIEWER                          writes gold/sets/SET/v<N>/
+    crucible gold verify [gold/sets/SET/v<N> ...]                 exit 1 on any drift
+
+Every command takes `--db` (the labeling database, default gold/work/labeling.sqlite3)
+and `--gold-root` (default gold/sets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from gold.gold_sets import GOLD_ROOT, GoldSetError
+from gold.labeling_store import DEFAULT_DB, ROLES, LabelingStore, NotFound, User
+
+DEFAULT_PORT = 8765
+
+
+def add_gold_parser(commands) -> None:
+    gold = commands.add_parser("gold", help="the gold sets: labelers' page, review, lock and verify")
+    actions = gold.add_subparsers(dest="gold_command", required=True)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help)
+        parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"labeling database (default {DEFAULT_DB})")
+        parser.add_argument("--gold-root", type=Path, default=GOLD_ROOT, help=f"gold sets folder (default {GOLD_ROOT})")
+        return parser
+
+    add_user = action("add-user", "create a labeler, reviewer or admin; prints their secret once")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", choices=ROLES, required=True)
+    add_user.add_argument("--secret-stdin", action="store_true", help="read the secret from stdin instead of generating one")
+
+    create = action("create-set", "start a gold set for a task")
+    create.add_argument("name")
+    create.add_argument("--task", required=True, help="the task by import path, e.g. datagen.tasks.support_triage:TASK")
+    create.add_argument("--labels-per-record", type=int, default=2, help="independent labels per record (default 2)")
+
+    imported = action("import", "add records to label from a JSONL file")
+    imported.add_argument("name")
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--text-field", default="text", help="the field holding the text to label (default text)")
+    imported.add_argument("--source", default=None, help="where the rows come from (default: the file name)")
+    imported.add_argument("--runs", type=Path, default=Path("runs"), help="crucible runs whose prompts are refused as synthetic")
+    imported.add_argument("--force-synthetic", metavar="REASON", default=None,
+                          help="import synthetic rows anyway, marked synthetic with this reason")
+
+    serve = action("serve", "start the labelers' web page")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+
+    status = action("status", "progress and agreement of a set")
+    status.add_argument("name")
+
+    lock = action("lock", "write the approved records as the set's next locked version")
+    lock.add_argument("name")
+    lock.add_argument("--as", dest="user", required=True, help="the reviewer or admin who locks it")
+
+    verify = action("verify", "check every locked gold set (or the versions named) against its manifest")
+    verify.add_argument("versions", nargs="*", type=Path, help="gold/sets/<set>/v<N> folders (default: all)")
+
+
+def run_gold(args: argparse.Namespace) -> int:
+    if args.gold_command == "verify":
+        return run_verify(args)
+    store = LabelingStore(args.db)
+    who = f"cli:{getpass.getuser()}"
+    try:
+        if args.gold_command == "add-user":
+            from gold.people import add_user
+
+            secret = sys.stdin.readline().strip() if args.secret_stdin else None
+            secret = add_user(store, who, args.name, args.role, secret)
+            print(f"created {args.role} {args.name}" + ("" if args.secret_stdin else f"; secret (shown once): {secret}"))
+        elif args.gold_command == "create-set":
+            store.create_set(who, args.name, args.task, args.labels_per_record)
+            print(f"created gold set {args.name}; write its guidelines in {args.gold_root / args.name / 'GUIDELINES.md'}")
+        elif args.gold_command == "import":
+            return run_import(store, who, args)
+        elif args.gold_command == "serve":
+            return run_serve(args)
+        elif args.gold_command == "status":
+            from gold.app import set_agreement
+
+            print(json.dumps({"progress": store.progress(args.name),
+                              "agreement": set_agreement(store, args.name)["fields"]}, indent=1))
+        elif args.gold_command == "lock":
+            from gold.lock_gold_set import lock_gold_set
+            from gold.people import users
+
+            user = next((user for user in users(store) if user.name == args.user), None)
+            if user is None:
+                raise NotFound(f"no user {args.user}")
+            folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root)
+            manifest = json.loads((folder / "manifest.json").read_text())
+            print(f"locked {folder}: {manifest['records']} records, sha256 {manifest['sha256']}")
+    except (GoldSetError, NotFound, ValueError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
+def run_import(store: LabelingStore, who: str, args: argparse.Namespace) -> int:
+    from gold.import_records import import_records
+
+    result = import_records(store, who, args.name, args.file, text_field=args.text_field, source=args.source,
+                            runs_root=args.runs, force_synthetic_reason=args.force_synthetic)
+    print(f"imported {len(result.imported)} records into {args.name}"
+          + (f" ({len(result.synthetic)} marked synthetic)" if args.force_synthetic and result.synthetic else ""))
+    if result.rejected:
+        aside = args.db.parent / f"import-rejected-{args.name}-{args.file.stem}.jsonl"
+        aside.write_text("".join(json.dumps(reject, ensure_ascii=False) + "\n" for reject in result.rejected))
+        for reject in result.rejected[:20]:
+            print(f"  {args.file} line {reject['line']}: {reject['reason']}")
+        print(f"{len(result.rejected)} lines not imported; kept aside in {aside}")
+    return 1 if result.rejected else 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gold.app import create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach it gets the login page; "
+              "put it behind HTTPS before labelers use it over a network", file=sys.stderr)
+    print(f"labelers' page: http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(create_app(args.db, args.gold_root), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from gold.verify_gold_set import verify_gold_root, verify_version
+
+    results = ({str(path): verify_version(path) for path in args.versions} if args.versions
+               else verify_gold_root(args.gold_root))
+    if not results:
+        print(f"no gold set versions under {args.gold_root}")
+        return 1
+    bad = 0
+    for version, problems in results.items():
+        if problems:
+            bad += 1
+            print(f"FAILED {version}")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            print(f"ok     {version}")
+    return 1 if bad else 0

@@ -1,0 +1,112 @@
+"""What a gold set is on disk, and how its labels are shaped.
+
+A gold set is a folder `gold/sets/<set>/`: its `GUIDELINES.md` (what labelers follow)
+and, once locked, immutable versions `v1/`, `v2/`, ... (`lock_gold_set.py`). Labels in
+progress live in the labeling database (`labeling_store.py`), not here.
+
+A set's labels follow a task's answer schema: the set names the task by import path
+(`datagen.tasks.support_triage:TASK`), and anything with `name`, `answer_schema` (a
+pydantic model) and `compare(answer, reference) -> [fields that differ]` will do. The
+labelers' form is built from the schema and agreement is judged by `compare`, the same
+function that scores models against the gold answer, so "two labelers agree" and "the
+model is right" mean the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel
+
+from datagen.task import import_task
+
+GOLD_ROOT = Path("gold/sets")
+GUIDELINES = "GUIDELINES.md"
+# Lowercase, digits, `_` and `-`: a set name becomes a folder name and part of URLs, so
+# nothing that could climb out of the gold root (`..`, `/`) or need quoting is allowed.
+SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class GoldSetError(ValueError):
+    """A gold set that cannot be used as asked; the message names the set or file."""
+
+
+def check_set_name(name: str) -> str:
+    if not SET_NAME.match(name):
+        raise GoldSetError(f"{name!r} is not a gold set name: use lowercase letters, digits, '_' and '-' "
+                           "(at most 64, starting with a letter or digit)")
+    return name
+
+
+def set_dir(gold_root: Path, name: str) -> Path:
+    return Path(gold_root) / check_set_name(name)
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """What labeling needs of a task; `datagen.task.Task` is one."""
+
+    name: str
+    answer_schema: type[BaseModel]
+    compare: Callable[[dict, dict], list[str]]
+
+
+def load_label_schema(path: str) -> LabelSchema:
+    try:
+        task = import_task(path)
+    except ValueError as error:
+        raise GoldSetError(f"task {path}: {error}") from None
+    missing = [name for name in ("name", "answer_schema", "compare") if not hasattr(task, name)]
+    if missing:
+        raise GoldSetError(f"task {path} has no {', '.join(missing)}: a gold set's task needs a name, "
+                           "an answer_schema and a compare function")
+    return LabelSchema(task.name, task.answer_schema, task.compare)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One field of the labelers' form, chosen from the schema's JSON type."""
+
+    name: str
+    title: str
+    kind: Literal["select", "checkbox", "text", "json"]
+    options: tuple[str, ...] = ()
+    nullable: bool = False  # an empty text box means null
+    description: str = ""
+
+    @property
+    def categorical(self) -> bool:
+        """Fields that Cohen's kappa is computed for: a fixed set of values."""
+        return self.kind in ("select", "checkbox")
+
+
+def form_fields(answer_schema: type[BaseModel]) -> list[FormField]:
+    """A select for an enum, a checkbox for a bool, a text box for a (nullable) string, and
+    a JSON editor for anything else."""
+    schema = answer_schema.model_json_schema()
+    fields = []
+    for name, spec in schema["properties"].items():
+        choices = spec.get("anyOf", [spec])
+        types = [choice for choice in choices if choice.get("type") != "null"]
+        nullable = len(types) < len(choices)
+        title, description = spec.get("title", name), spec.get("description", "")
+        only = _resolve(types[0], schema) if len(types) == 1 else {}
+        if "enum" in only:
+            options = tuple(str(value) for value in only["enum"])
+            fields.append(FormField(name, title, "select", options, nullable, description))
+        elif only.get("type") == "boolean" and not nullable:
+            fields.append(FormField(name, title, "checkbox", description=description))
+        elif only.get("type") == "string":
+            fields.append(FormField(name, title, "text", nullable=nullable, description=description))
+        else:
+            fields.append(FormField(name, title, "json", nullable=nullable, description=description))
+    return fields
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    # Enums of a named type are `$ref`s into `$defs`.
+    ref = spec.get("$ref")
+    return schema["$defs"][ref.rsplit("/", 1)[-1]] if ref else spec

@@ -1,0 +1,142 @@
+"""Lock a gold set: its approved records become a new immutable version on disk.
+
+`lock_gold_set` writes `gold/sets/<set>/v<N>/`:
+
+- `records.jsonl`: one approved record per line, in record order, as canonical JSON:
+  `id` (sha256 of prompt and reference), `prompt`, `reference` (the approved answer),
+  `notes` (the reviewer's and labelers' notes), `labelers`, `reviewer`, `source`,
+  `provenance`, `synthetic`, `record` (the labeling database's id, which ties versions
+  together in the changelog);
+- `GUIDELINES.md`: the guidelines the records were labeled under, copied;
+- `manifest.json`, written last: the sha256 of every line and of the whole file, counts
+  per label value, labelers and reviewers, agreement figures (`agreement.py`), the
+  previous version's hashes and a changelog against it.
+
+The version is built in a temporary folder and renamed into place, so a crash never
+leaves a `v<N>` that looks whole; its files are made read-only. The files are meant to
+be committed: a new version is a reviewable diff. `verify_gold_set.py` checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from datagen.records import canonical_json, content_id
+from datagen.run_store import file_sha256, usual_mode
+from gold.agreement import agreement
+from gold.gold_sets import GUIDELINES, GoldSetError, form_fields, set_dir
+from gold.labeling_store import LabelingStore, User
+from gold.verify_gold_set import MANIFEST, RECORDS, GoldSetTampered, locked_versions, verify_version
+
+
+def gold_row_id(prompt: str, reference: dict) -> str:
+    """A gold row's id: the sha256 of its prompt and approved answer."""
+    return content_id(prompt, canonical_json(reference))
+
+
+def _row(record: dict) -> dict:
+    prompt = record["final_input"] or record["input_text"]
+    notes = {"reviewer": record["review_note"]} if record["review_note"] else {}
+    notes |= {label["labeler"]: label["note"] for label in record["labels"] if label["note"]}
+    return {
+        "id": gold_row_id(prompt, record["final_answer"]), "prompt": prompt, "reference": record["final_answer"],
+        "notes": notes, "labelers": record["labelers"], "reviewer": record["reviewer"], "source": record["source"],
+        "provenance": record["provenance"], "synthetic": record["synthetic"], "record": record["id"],
+    }
+
+
+def _count_key(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)  # true, not True
+
+
+def _changelog(rows: list[dict], previous_rows: list[dict]) -> dict:
+    before = {row["record"]: row for row in previous_rows}
+    after = {row["record"]: row for row in rows}
+    return {
+        "added": [after[key]["id"] for key in after if key not in before],
+        "removed": [before[key]["id"] for key in before if key not in after],
+        "changed": [{"record": key, "from": before[key]["id"], "to": after[key]["id"]}
+                    for key in after if key in before and before[key]["id"] != after[key]["id"]],
+    }
+
+
+def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path) -> Path:
+    """Write the approved records of gold set `name` as its next version; returns its folder."""
+    if not user.reviews:
+        raise GoldSetError(f"{user.name} is a {user.role}: only a reviewer or admin locks a gold set")
+    gold_set = store.gold_set(name)
+    folder = set_dir(gold_root, name)
+    guidelines = folder / GUIDELINES
+    if not guidelines.is_file():
+        raise GoldSetError(f"{guidelines} is missing: a gold set is locked with the guidelines it was labeled under")
+    records = store.approved_records(name)
+    if not records:
+        raise GoldSetError(f"gold set {name} has no approved records to lock")
+    rows = [_row(record) for record in records]
+    lines = [canonical_json(row) + "\n" for row in rows]
+    body = "".join(lines).encode()
+
+    versions = locked_versions(folder)
+    previous = None
+    previous_rows: list[dict] = []
+    if versions:
+        number, last = versions[-1]
+        problems = verify_version(last)
+        if problems:
+            raise GoldSetTampered(f"{last} does not verify, so no version is built on it:\n" + "\n".join(problems))
+        last_manifest = json.loads((last / MANIFEST).read_text())
+        if last_manifest["sha256"] == hashlib.sha256(body).hexdigest():
+            raise GoldSetError(f"nothing changed since {last}: no new version written")
+        previous = {"version": number, "sha256": last_manifest["sha256"],
+                    "manifest_sha256": file_sha256(last / MANIFEST)}
+        previous_rows = [json.loads(line) for line in (last / RECORDS).read_text().splitlines()]
+    version = (versions[-1][0] + 1) if versions else 1
+
+    schema = store.label_schema(name)
+    fields = form_fields(schema.answer_schema)
+    counts = {field.name: dict(sorted(Counter(_count_key(row["reference"][field.name]) for row in rows).items()))
+              for field in fields if field.categorical}
+    figures = agreement(store.submitted_labels(name), fields, schema.compare)
+    progress = store.progress(name)
+    manifest = {
+        "set": name, "version": version, "task": gold_set["task"], "task_path": gold_set["task_path"],
+        "locked_at": store.now(), "locked_by": user.name,
+        "records": len(rows), "sha256": hashlib.sha256(body).hexdigest(),
+        "record_sha256": [{"id": row["id"], "sha256": hashlib.sha256(line.encode()).hexdigest()}
+                          for row, line in zip(rows, lines)],
+        "guidelines_sha256": file_sha256(guidelines),
+        "label_counts": counts,
+        "labelers": dict(sorted(Counter(name_ for row in rows for name_ in row["labelers"]).items())),
+        "reviewers": dict(sorted(Counter(row["reviewer"] for row in rows).items())),
+        "labels_per_record": gold_set["labels_per_record"],
+        "agreement": {key: figures[key] for key in ("labels", "label_pairs", "fields", "labelers", "pairs")},
+        "synthetic_records": sum(row["synthetic"] for row in rows),
+        "sources": dict(sorted(Counter(row["source"] for row in rows).items())),
+        "left_out": {status: n for status, n in progress["by_status"].items() if status != "approved" and n},
+        "previous": previous,
+        "changelog": _changelog(rows, previous_rows),
+    }
+
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".v{version}."))
+    try:
+        (staging / RECORDS).write_bytes(body)
+        shutil.copyfile(guidelines, staging / GUIDELINES)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        for path in staging.iterdir():
+            os.chmod(path, 0o444)
+        usual_mode(staging, directory=True)
+        target = folder / f"v{version}"
+        os.rename(staging, target)  # fails if another lock took this version first
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    with store.transaction():
+        store.log(user.name, "lock", name, None, None,
+                  {"version": version, "sha256": manifest["sha256"], "records": len(rows)})
+    return target
