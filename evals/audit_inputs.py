@@ -31,8 +31,8 @@ from pathlib import Path
 
 from datagen.import_layouts import RowRejected, UnknownLayout, _turns, detect_layout, json_type
 from datagen.imports import ImportFileError, ImportReject, _rows
+from gold.verify_gold_set import MANIFEST, RECORDS, GoldSetTampered, LockedGoldSet, read_locked_set
 
-GOLD_RECORDS = "records.jsonl"
 EXPORT_FILES = ("trl_sft/train.jsonl", "trl_dpo/train.jsonl")
 _CHATS = {  # layout: (field, role key, content key, role names as system/user/assistant)
     "trl": ("messages", "role", "content", {"system": "system", "user": "user", "assistant": "assistant"}),
@@ -69,14 +69,22 @@ def gold_file(path: Path) -> Path:
     """The records file of a gold set given as the file or as its `v<N>` folder."""
     path = Path(path)
     if path.is_dir():
-        path = path / GOLD_RECORDS
+        path = path / RECORDS
     if not path.is_file():
-        raise AuditInputError(f"{path}: no gold records file (expected gold/sets/<set>/v<N>/{GOLD_RECORDS})")
+        raise AuditInputError(f"{path}: no gold records file (expected gold/sets/<set>/v<N>/{RECORDS})")
     return path
 
 
 def read_gold(path: Path) -> list[AuditRow]:
+    """The rows of a gold file. A locked version (a `manifest.json` beside it) is verified
+    first and refused when it does not verify (`gold/verify_gold_set.py`); a file with no
+    manifest, such as a candidate set before its lock, is read as it is."""
     path = gold_file(path)
+    if (path.parent / MANIFEST).is_file():
+        try:
+            return locked_gold_rows(read_locked_set(path.parent))
+        except GoldSetTampered as error:
+            raise AuditInputError(str(error)) from None
     rows = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -96,6 +104,12 @@ def read_gold(path: Path) -> list[AuditRow]:
     if not rows:
         raise AuditInputError(f"{path}: the gold set has no rows; an empty audit proves nothing")
     return rows
+
+
+def locked_gold_rows(locked: LockedGoldSet) -> list[AuditRow]:
+    records = locked.path / RECORDS
+    return [AuditRow(row["id"], f"{records}:{number}", row["prompt"], _gold_answer(row))
+            for number, row in enumerate(locked.rows, 1)]
 
 
 def train_files(path: Path) -> list[Path]:
@@ -181,5 +195,5 @@ def read_train(path: Path, rejects: list[ImportReject]) -> Iterator[AuditRow]:
 def gold_set_name(path: Path) -> str:
     """`<set>/v<N>` for a file under gold/sets, else the file's path."""
     path = gold_file(path)
-    match = re.search(r"([^/]+)/(v\d+)/" + re.escape(GOLD_RECORDS) + "$", path.as_posix())
+    match = re.search(r"([^/]+)/(v\d+)/" + re.escape(RECORDS) + "$", path.as_posix())
     return f"{match.group(1)}/{match.group(2)}" if match else str(path)

@@ -2,8 +2,9 @@
 
 Before rows are exported for training (and before the trainer starts), they are audited
 (`contamination_audit.py`) against every locked gold set of their task: the newest
-`gold/sets/<set>/v<N>/` whose `manifest.json` names the task. When a row crosses the
-audit's thresholds the gate, by the recipe's choice:
+`gold/sets/<set>/v<N>/` whose manifest names the task. A newest version that does not
+verify (`gold/verify_gold_set.py`) stops the gate: no gate passes against a tampered or
+unlocked set. When a row crosses the audit's thresholds the gate, by the recipe's choice:
 
 - `refuse` (the default): stops, naming the offending training rows and the gold rows
   they match, and pointing at the overlap report;
@@ -19,7 +20,6 @@ Input: rows as `AuditRow`s (`where` names the row, e.g. `sft:<id>`). Output: `Ga
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,11 +27,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from datagen.run_store import write_text_atomic
-from evals.audit_inputs import AuditRow, read_gold
+from gold.verify_gold_set import GoldSetTampered, newest_locked_sets
+from evals.audit_inputs import AuditRow, locked_gold_rows
 from evals.contamination_audit import AuditConfig, audit
 from evals.overlap_report import write_overlap_report
-
-_VERSION = re.compile(r"^v(\d+)$")
 
 
 class ContaminationGateConfig(BaseModel):
@@ -63,29 +62,13 @@ class GateResult:
                 "override_reason": self.override_reason, "reports": self.reports}
 
 
-def locked_gold_sets(gold_root: Path, task: str) -> list[Path]:
-    """The newest locked version of every gold set of `task`."""
-    newest: list[Path] = []
-    for set_dir in sorted(p for p in Path(gold_root).iterdir() if p.is_dir()) if Path(gold_root).is_dir() else []:
-        versions = sorted(
-            (int(match.group(1)), version)
-            for version in set_dir.iterdir()
-            if (match := _VERSION.match(version.name)) and (version / "manifest.json").is_file()
-        )
-        for _, version in reversed(versions):
-            if json.loads((version / "manifest.json").read_text()).get("task") == task:
-                newest.append(version)
-                break
-    return newest
-
-
 def run_gate(rows: list[AuditRow], task: str, config: ContaminationGateConfig, report_dir: Path) -> GateResult:
     """Audit `rows` against every locked gold set of `task`; raise `ContaminationError`
     when refusing. Overlap reports go to `report_dir/<set>-v<N>/`, and the verdict, with
     any override reason and the rows it let through, to `report_dir/gate.json`."""
     try:
         result = _gate(rows, task, config, report_dir)
-    except ContaminationError as refused:
+    except (ContaminationError, GoldSetTampered) as refused:
         write_text_atomic(report_dir / "gate.json", json.dumps({"status": "refused", "error": str(refused)}, indent=1))
         raise
     write_text_atomic(report_dir / "gate.json", json.dumps(result.as_dict(), indent=1))
@@ -93,19 +76,19 @@ def run_gate(rows: list[AuditRow], task: str, config: ContaminationGateConfig, r
 
 
 def _gate(rows: list[AuditRow], task: str, config: ContaminationGateConfig, report_dir: Path) -> GateResult:
-    gold_sets = locked_gold_sets(config.gold_root, task)
+    gold_sets = newest_locked_sets(config.gold_root, task)  # verified; raises GoldSetTampered
     if not gold_sets:
         return GateResult("no_gold_sets", [])
     flagged: dict[str, list[str]] = {}
     reports = []
     for gold in gold_sets:
-        name = f"{gold.parent.name}-{gold.name}"
-        result = audit(read_gold(gold), rows, config.audit)
+        name = gold.name.replace("/", "-")
+        result = audit(locked_gold_rows(gold), rows, config.audit)
         for where, gold_ids in result.flagged_train.items():
             flagged.setdefault(where, []).extend(f"{name}:{gold_id}" for gold_id in gold_ids)
-        _, html = write_overlap_report(report_dir / name, result, str(gold), ["rows to export"], [])
+        _, html = write_overlap_report(report_dir / name, result, str(gold.path), ["rows to export"], [])
         reports.append(str(html))
-    names = [f"{g.parent.name}/{g.name}" for g in gold_sets]
+    names = [gold.name for gold in gold_sets]
     if not flagged:
         return GateResult("clean", names, reports=reports)
     if config.override_reason:

@@ -142,10 +142,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from gold.verify_gold_set import verify_gold_root, verify_version
+    from gold.verify_gold_set import GoldSetTampered, verify_gold_root, verify_version
 
-    results = ({str(path): verify_version(path) for path in args.versions} if args.versions
-               else verify_gold_root(args.gold_root))
+    try:
+        results = ({str(path): verify_version(path) for path in args.versions} if args.versions
+                   else verify_gold_root(args.gold_root))
+    except GoldSetTampered as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not results:
         print(f"no gold set versions under {args.gold_root}")
         return 1

@@ -112,6 +112,8 @@ def _previous_problems(version: Path, manifest: dict) -> list[str]:
 
 def verify_gold_root(gold_root: Path) -> dict[str, list[str]]:
     """Problems per version folder of every set under `gold_root`."""
+    if not Path(gold_root).is_dir():
+        raise GoldSetTampered(f"{gold_root}: no such folder of gold sets")
     return {str(path): verify_version(path)
             for set_folder in sorted(p for p in Path(gold_root).iterdir() if p.is_dir())
             for _, path in locked_versions(set_folder)}
@@ -142,6 +144,13 @@ def read_locked_set(version: Path) -> LockedGoldSet:
     return LockedGoldSet(version, manifest, rows)
 
 
+def _manifest_task(version: Path) -> str | None:
+    try:
+        return json.loads((version / MANIFEST).read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def newest_locked_sets(gold_root: Path, task: str | None = None) -> list[LockedGoldSet]:
     """The newest version of every gold set (of `task`, when given), each verified; a
     newest version that does not verify raises rather than falling back to an older one."""
@@ -151,7 +160,8 @@ def newest_locked_sets(gold_root: Path, task: str | None = None) -> list[LockedG
         versions = locked_versions(set_folder)
         if not versions:
             continue
-        locked = read_locked_set(versions[-1][1])
-        if task is None or locked.manifest["task"] == task:
-            found.append(locked)
+        newest = versions[-1][1]
+        if task is not None and _manifest_task(newest) not in (task, None):
+            continue  # another task's set; an unreadable manifest is verified (and refused) below
+        found.append(read_locked_set(newest))
     return found

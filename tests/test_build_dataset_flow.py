@@ -20,7 +20,9 @@ from datagen.tasks.support_triage import TASK
 from datagen.teacher import TeacherError
 from evals.contamination_gate import ContaminationError
 from flows.build_dataset import BuildDatasetRecipe, build_dataset
+from gold.lock_gold_set import gold_row_id
 from tests.conftest import read_jsonl
+from tests.locked_gold import lock_gold_rows
 from tests.scripted_teacher import ScriptedTeacher
 from tests.test_judge import shown
 
@@ -411,14 +413,12 @@ def test_the_judge_ranks_answers_to_self_generated_prompts(tmp_path):
 def test_the_contamination_gate_refuses_removes_or_records_an_override(tmp_path):
     labels = labels_by_prompt(6, 8)
     leaked = next(iter(labels))
-    gold = tmp_path / "gold" / "sets" / "triage-gold" / "v1"
-    gold.mkdir(parents=True)
-    (gold / "manifest.json").write_text(json.dumps({"task": "support_triage"}))
-    (gold / "records.jsonl").write_text(
-        json.dumps({"id": "g1", "prompt": "  " + leaked.upper() + "  ", "answer": "x"}) + "\n"
-        + json.dumps({"id": "g2", "prompt": "A gold ticket about a lost umbrella that nobody trains on.", "answer": "y"})
-        + "\n"
-    )
+    umbrella = {"category": "product_question", "priority": "low", "order_id": None, "product": "umbrella",
+                "needs_human": False, "summary": "Customer asks about a lost umbrella."}
+    gold_rows = [("  " + leaked.upper() + "  ", labels[leaked]),
+                 ("A gold ticket about a lost umbrella that nobody trains on.", umbrella)]
+    lock_gold_rows(tmp_path / "gold" / "sets", "triage-gold", "datagen.tasks.support_triage:TASK", gold_rows)
+    g1 = gold_row_id(*gold_rows[0])
     gate = {"gold_root": str(tmp_path / "gold" / "sets"), "audit": {"methods": ["exact", "ngram", "minhash"]}}
 
     def build(run_id: str, **overrides):
@@ -429,7 +429,7 @@ def test_the_contamination_gate_refuses_removes_or_records_an_override(tmp_path)
 
     with ScriptedTeacher(lambda prompt, k: json.dumps(labels[prompt])) as teacher:
         with pytest.raises(ContaminationError, match=r"training rows come too close to gold rows of "
-                                                     r"triage-gold/v1:\n  sft:\w+ matches triage-gold-v1:g1"):
+                                                     rf"triage-gold/v1:\n  sft:\w+ matches triage-gold-v1:{g1}"):
             build("refused")
         removed = build("removed", on_contamination="remove")
         overridden = build("overridden", override_reason="the leaked ticket is a public FAQ example")
@@ -442,7 +442,7 @@ def test_the_contamination_gate_refuses_removes_or_records_an_override(tmp_path)
     assert len(sft) == removed["counts"]["SFT rows"] - 1
     manifest = json.loads((Path(removed["exports"]) / "manifest.json").read_text())
     assert manifest["summary"]["contamination_gate"]["status"] == "removed"
-    assert list(manifest["summary"]["contamination_gate"]["flagged"].values()) == [["triage-gold-v1:g1"]]
+    assert list(manifest["summary"]["contamination_gate"]["flagged"].values()) == [[f"triage-gold-v1:{g1}"]]
     gate_report = json.loads((Path(overridden["run_dir"]) / "contamination" / "gate.json").read_text())
     assert gate_report["status"] == "overridden"
     assert gate_report["override_reason"] == "the leaked ticket is a public FAQ example"

@@ -1,0 +1,56 @@
+"""The gate reads gold only through verification: a tampered or unlocked set stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from evals.audit_inputs import AuditRow
+from evals.contamination_gate import ContaminationError, ContaminationGateConfig, run_gate
+from gold.lock_gold_set import gold_row_id
+from gold.verify_gold_set import GoldSetTampered
+from tests.locked_gold import lock_gold_rows
+
+TICKET = "My blender from order A-204518 arrived with a cracked jug, I want a replacement."
+ANSWER = {"category": "damaged_item", "priority": "high", "order_id": "A-204518", "product": "blender",
+          "needs_human": True, "summary": "Blender arrived with a cracked jug; customer wants a replacement."}
+CONFIG = {"audit": {"methods": ["exact", "ngram", "minhash"]}}
+
+
+def gate(tmp_path, rows):
+    config = ContaminationGateConfig.model_validate(CONFIG | {"gold_root": str(tmp_path / "sets")})
+    return run_gate(rows, "support_triage", config, tmp_path / "report")
+
+
+def test_a_training_row_equal_to_a_locked_gold_row_is_refused_by_its_id(tmp_path):
+    lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    with pytest.raises(ContaminationError, match=f"sft:1 matches triage-v1:{gold_row_id(TICKET, ANSWER)}"):
+        gate(tmp_path, [AuditRow("1", "sft:1", TICKET.lower(), "")])
+    assert gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")]).status == "clean"
+
+
+def test_a_one_byte_edit_of_the_locked_set_stops_the_gate_naming_the_record(tmp_path):
+    version = lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    records = version / "records.jsonl"
+    os.chmod(records, 0o644)
+    records.write_bytes(records.read_bytes().replace(b"cracked", b"crackeD"))
+    with pytest.raises(GoldSetTampered, match=r"records.jsonl line 1 \(record [0-9a-f]{12}\): changed since the lock"):
+        gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")])
+    assert json.loads((tmp_path / "report" / "gate.json").read_text())["status"] == "refused"
+
+
+def test_an_unlocked_newest_version_stops_the_gate(tmp_path):
+    lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    (tmp_path / "sets" / "triage" / "v2").mkdir()
+    (tmp_path / "sets" / "triage" / "v2" / "records.jsonl").write_text(json.dumps({"prompt": "x"}) + "\n")
+    with pytest.raises(GoldSetTampered, match="v2: not locked"):
+        gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")])
+
+
+def test_another_tasks_gold_set_is_not_audited(tmp_path):
+    lock_gold_rows(tmp_path / "sets", "regression", "gold.regression_schema:GENERAL_REGRESSION",
+                   [(TICKET, {"answer": "4", "match": "number", "skill": "arithmetic"})])
+    result = gate(tmp_path, [AuditRow("1", "sft:1", TICKET, "")])
+    assert (result.status, result.gold_sets) == ("no_gold_sets", [])
