@@ -104,7 +104,7 @@ def run_gold(args: argparse.Namespace) -> int:
             folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root)
             manifest = json.loads((folder / "manifest.json").read_text())
             print(f"locked {folder}: {manifest['records']} records, sha256 {manifest['sha256']}")
-    except (GoldSetError, NotFound, ValueError, PermissionError) as error:
+    except (GoldSetError, NotFound, ValueError, OSError) as error:  # PermissionError is an OSError
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -1,7 +1,8 @@
 """Import records to label from a JSONL file (real messages from production logs, say).
 
 Each line is a JSON object with the text to label in `text_field`; every other key is
-kept as the record's provenance, with the file, its sha256 and the line number. A line
+kept as the record's provenance, and `imported_from` adds the file, its sha256 and the
+line number. A line
 that is not a JSON object with that text is reported with its line number and kept
 aside in the result's `rejected`, never dropped silently; a text the set already holds
 is skipped and reported.
@@ -92,9 +93,10 @@ def import_records(store: LabelingStore, who: str, gold_set: str, path: Path, *,
                                                  "(import anyway with --force-synthetic REASON)"})
                 continue
             provenance = {key: value for key, value in row.items() if key != text_field}
-            provenance |= {"file": str(path), "file_sha256": digest, "line": number}
+            # Under their own keys, so a row's own `file` or `line` field is kept as it was.
+            provenance["imported_from"] = {"file": str(path), "file_sha256": digest, "line": number}
             if synthetic:
-                provenance["synthetic"] = {"why": synthetic, "forced_because": force_synthetic_reason}
+                provenance["synthetic_import"] = {"why": synthetic, "forced_because": force_synthetic_reason}
                 result.synthetic.append(number)
             record = store.add_record(who, gold_set, text, source or path.name, provenance, bool(synthetic))
             present[normalized_hash(text)] = record

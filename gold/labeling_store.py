@@ -230,7 +230,7 @@ class LabelingStore:
             " (SELECT COUNT(*) FROM labels l WHERE l.record_id=r.id AND l.status='submitted') AS submitted,"
             " (SELECT status FROM labels l WHERE l.record_id=r.id AND l.labeler=?) AS mine"
             " FROM records r WHERE r.gold_set=? ORDER BY r.id", (user.name, gold_set))
-        return [dict(row) for row in rows]
+        return [dict(row) | {"synthetic": bool(row["synthetic"])} for row in rows]
 
     def record_view(self, user: User, gold_set: str, record_id: int) -> dict:
         """One record for `user`: their own label; every label only for a reviewer, and only
@@ -244,8 +244,9 @@ class LabelingStore:
         return record
 
     def next_record(self, user: User, gold_set: str, after: int = 0) -> int | None:
-        """The next record `user` can label after `after`: their own drafts first, then
-        records still short of labels that they have not labeled."""
+        """The first record after `after` (wrapping round to the start) that `user` can
+        label: one holding their draft, or one still short of labels that they have not
+        labeled."""
         k = self.gold_set(gold_set)["labels_per_record"]
         row = self.conn.execute(
             "SELECT r.id FROM records r WHERE r.gold_set=? AND r.status='draft' AND r.id>? AND ("

@@ -104,8 +104,10 @@ def _previous_problems(version: Path, manifest: dict) -> list[str]:
     before = version.parent / f"v{previous['version']}"
     if not (before / MANIFEST).is_file():
         return [f"{before}: the previous version is missing"]
-    before_manifest = json.loads((before / MANIFEST).read_text())
-    if before_manifest.get("sha256") != previous["sha256"] or file_sha256(before / MANIFEST) != previous["manifest_sha256"]:
+    # The manifest's own hash first: a manifest that matches it is the JSON this version was
+    # built on, and one that does not (not even JSON, say) is reported, not parsed.
+    if (file_sha256(before / MANIFEST) != previous["manifest_sha256"]
+            or json.loads((before / MANIFEST).read_text()).get("sha256") != previous["sha256"]):
         return [f"{before}: differs from the version {version.name} was built on"]
     return []
 

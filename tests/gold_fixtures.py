@@ -1,0 +1,68 @@
+"""Shared set-up for the gold tests: four people, a support-triage gold set, its tickets.
+
+Creating a user hashes a secret with Argon2 (~50 ms), so each test module makes the
+people once (`write_people_db`) and every test starts from a copy of that database.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gold.labeling_store import LabelingStore, User
+from gold.people import add_user
+
+TRIAGE = "datagen.tasks.support_triage:TASK"
+REGRESSION = "gold.regression_schema:GENERAL_REGRESSION"
+NOW = "2026-11-22T00:00:00+00:00"
+
+ANN = User("ann", "labeler")
+BOB = User("bob", "labeler")
+RITA = User("rita", "reviewer")
+REX = User("rex", "reviewer")
+PEOPLE = (ANN, BOB, RITA, REX)
+
+TICKETS = (
+    "Hi, my order A-204518 with the wireless earbuds was supposed to arrive last week. Any update?",
+    "I was charged twice for the same desk lamp!! Fix this or I'm filing a chargeback.",
+    "Does the standing desk come with a cable tray?",
+)
+
+
+def write_people_db(db: Path) -> dict[str, str]:
+    """Create ann and bob (labelers), rita and rex (reviewers) in `db`; their secrets by name."""
+    store = LabelingStore(db, now=lambda: NOW)
+    try:
+        return {user.name: add_user(store, "cli:test", user.name, user.role) for user in PEOPLE}
+    finally:
+        store.close()  # checkpoints the WAL, so the one file is the whole database
+
+
+def open_copy(template: Path, db: Path) -> LabelingStore:
+    shutil.copyfile(template, db)
+    return LabelingStore(db, now=lambda: NOW)
+
+
+def triage_set(store: LabelingStore, name: str = "triage", labels_per_record: int = 2,
+               tickets: tuple[str, ...] = TICKETS) -> list[int]:
+    """A support-triage gold set holding `tickets` as draft records; their ids."""
+    store.create_set("cli:test", name, TRIAGE, labels_per_record)
+    with store.transaction():
+        return [store.add_record("cli:test", name, text, "tickets.jsonl", {"line": line}, False)
+                for line, text in enumerate(tickets, start=1)]
+
+
+def triage(**changes) -> dict:
+    """A valid support-triage answer (the first ticket's), with `changes`."""
+    return {
+        "category": "shipping_delay",
+        "priority": "normal",
+        "order_id": "A-204518",
+        "product": "wireless earbuds",
+        "needs_human": False,
+        "summary": "Customer asks where the wireless earbuds order is.",
+    } | changes
+
+
+def submit(store: LabelingStore, user: User, record_id: int, answer: dict, gold_set: str = "triage") -> dict:
+    return store.save_label(user, gold_set, record_id, answer=answer, submit=True, base_version=None)
