@@ -1,0 +1,84 @@
+"""Load the base model for LoRA, or for QLoRA on CUDA, and describe the adapter.
+
+QLoRA (Dettmers et al. 2023): the frozen base in 4-bit NF4 with double quantization
+through bitsandbytes, bf16 compute, and paged AdamW so optimizer state spills to CPU
+memory instead of failing on a spike. It needs CUDA; asking for it without a GPU fails
+here, before anything loads, rather than silently training the full-precision model.
+
+On CPU the model trains in fp32: bf16 matmuls are about 10x slower on these CPUs
+(shared/ENVIRONMENT.md). On CUDA, LoRA trains a bf16 base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoraSettings(BaseModel):
+    """LoRA's shape. Defaults from the QLoRA paper's finding that adapting every linear
+    layer matters more than the rank: r=16, alpha=32 (scale 2), dropout 0.05."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear", description="'all-linear' or module names")
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, task_type="CAUSAL_LM")
+
+
+class QLoRAUnavailable(RuntimeError):
+    pass
+
+
+Quantization = Literal["none", "qlora"]
+
+
+def check_quantization(quantization: Quantization) -> None:
+    if quantization == "qlora" and not torch.cuda.is_available():
+        raise QLoRAUnavailable(
+            "the recipe asks for QLoRA (4-bit NF4 through bitsandbytes), which needs a CUDA GPU, and none is "
+            "available; set quantization: none to train LoRA in full precision on this machine")
+
+
+def load_base_model(model_dir: Path, quantization: Quantization):
+    from transformers import AutoModelForCausalLM
+
+    check_quantization(quantization)
+    if quantization == "qlora":
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=config, dtype=torch.bfloat16,
+                                                     device_map={"": torch.cuda.current_device()})
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+
+
+def optimizer_name(quantization: Quantization) -> str:
+    return "paged_adamw_8bit" if quantization == "qlora" else "adamw_torch"
+
+
+def model_hash(model_dir: Path) -> str:
+    """sha256 over the model folder's weight and config files, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).iterdir()):
+        if path.suffix in (".safetensors", ".json", ".bin", ".jinja", ".model"):
+            digest.update(path.name.encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
