@@ -1,0 +1,238 @@
+"""Train a LoRA adapter on a curated export: verify gold → gate → SFT → DPO → save.
+
+    python -m flows.train_sft_dpo --recipe flows/recipes/train_support_triage.yaml
+
+Also deployable with Prefect (`prefect.yaml`, deployment `train-sft-dpo/support-triage`).
+Everything lands in `runs/<run_id>/train/` beside the export it trained on (or the
+recipe's `out`):
+
+    gold.json                   the locked gold sets verified, with their hashes
+    contamination/gate.json     the gate's verdict over every row about to be trained on
+    sft/  adapter/ result.json log_history.json checkpoints/
+    dpo/  adapter/ result.json log_history.json checkpoints/
+    merged/                     base + final adapter, merged (with `merge: true`)
+    sft-loss.png  dpo-loss.png
+    manifest.json               written last: base model and its hash, export and gold
+                                hashes, gate result, recipe, library versions, seeds,
+                                wall time and tokens/s per stage
+
+A stage whose `result.json` exists is done and is not run again; an interrupted stage
+resumes from its last checkpoint. The gold sets are verified before anything else, and
+training refuses to start without a locked gold set of the task: nothing could show
+later whether the fine-tune helped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.records import canonical_json
+from datagen.run_store import file_sha256, write_text_atomic
+from datagen.task import import_task
+from evals.audit_inputs import AuditRow, row_texts
+from evals.contamination_gate import ContaminationGateConfig, run_gate
+from flows.recipe import load_recipe
+from gold.verify_gold_set import newest_locked_sets
+from train.base_model import model_hash
+from train.dpo import DPOStageConfig, run_dpo
+from train.loss_curves import plot_log_history
+from train.replay_mix import ReplayConfig, replay_rows
+from train.sft import SFTStageConfig, run_sft
+
+LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+SFT_FILE, DPO_FILE = "trl_sft/train.jsonl", "trl_dpo/train.jsonl"
+
+
+class TrainRecipe(BaseModel):
+    """One training run's whole intent. `export` names the data; `build_recipe` may name
+    the dataset recipe instead, whose run's export is used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = "datagen.tasks.support_triage:TASK"
+    export: Path | None = Field(None, description="a crucible export folder (runs/<run_id>/export)")
+    build_recipe: Path | None = Field(None, description="the dataset recipe whose run's export to train on")
+    base_model: Path | None = Field(None, description="a model folder; default: the embedded SmolLM2-135M-Instruct")
+    quantization: Literal["none", "qlora"] = "none"
+    contamination_gate: ContaminationGateConfig = ContaminationGateConfig()
+    sft: SFTStageConfig = SFTStageConfig()
+    dpo: DPOStageConfig | None = DPOStageConfig()
+    replay: ReplayConfig | None = None
+    merge: bool = Field(False, description="also save base + final adapter merged, for serving without peft")
+    out: Path | None = Field(None, description="default: the export's run folder / train")
+
+    def export_dir(self) -> Path:
+        if (self.export is None) == (self.build_recipe is None):
+            raise ValueError("give exactly one of export and build_recipe")
+        if self.export is not None:
+            return self.export
+        from flows.build_dataset import BuildDatasetRecipe
+
+        build = load_recipe(self.build_recipe, BuildDatasetRecipe)
+        return build.runs_dir / build.default_run_id() / "export"
+
+    def out_dir(self) -> Path:
+        return self.out or self.export_dir().parent / "train"
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such export file; build the dataset first (make build)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@task(cache_policy=NO_CACHE)
+def verify_gold_sets(recipe: TrainRecipe, out: Path) -> list[dict]:
+    """Every newest locked gold set verified; at least one of the task's."""
+    task_name = import_task(recipe.task).name
+    gold = newest_locked_sets(recipe.contamination_gate.gold_root)  # raises GoldSetTampered
+    if not any(locked.manifest["task"] == task_name for locked in gold):
+        raise RuntimeError(f"no locked gold set of task {task_name} under {recipe.contamination_gate.gold_root}: "
+                           "lock one (crucible gold lock) before training, or nothing can tell whether it helped")
+    record = [{"set": locked.name, "task": locked.manifest["task"], "records": locked.manifest["records"],
+               "sha256": locked.manifest["sha256"], "manifest_sha256": file_sha256(locked.path / "manifest.json")}
+              for locked in gold]
+    write_text_atomic(out / "gold.json", json.dumps(record, indent=1))
+    get_run_logger().info("gold sets verified: %s", ", ".join(f"{g['set']} ({g['records']} rows)" for g in record))
+    return record
+
+
+@task(cache_policy=NO_CACHE)
+def gate_training_rows(recipe: TrainRecipe, chats: list[dict], pairs: list[dict], out: Path):
+    """Audit every row about to be trained on against the task's gold sets."""
+    rows = [AuditRow(row["id"], f"sft:{row['id']}", *row_texts(row)) for row in chats]
+    rows += [AuditRow(row["id"], f"dpo:{row['id']}", *row_texts(row)) for row in pairs]
+    gate = run_gate(rows, import_task(recipe.task).name, recipe.contamination_gate, out / "contamination")
+    if gate.status == "removed":
+        flagged = set(gate.flagged)
+        chats = [row for row in chats if f"sft:{row['id']}" not in flagged]
+        pairs = [row for row in pairs if f"dpo:{row['id']}" not in flagged]
+    get_run_logger().info("contamination gate: %s against %s", gate.status, gate.gold_sets)
+    return chats, pairs, gate.as_dict()
+
+
+@task(cache_policy=NO_CACHE)
+def train_sft(recipe: TrainRecipe, model_dir: Path, chats: list[dict], out: Path) -> dict:
+    done = out / "sft" / "result.json"
+    if done.is_file():
+        get_run_logger().info("SFT already done (%s); not run again", done)
+        return json.loads(done.read_text())
+    logger = get_run_logger()
+    return run_sft(recipe.sft, model_dir, chats, out / "sft", quantization=recipe.quantization,
+                   on_mask_sample=lambda sample: logger.info("SFT loss mask («supervised»):\n%s", sample))
+
+
+@task(cache_policy=NO_CACHE)
+def train_dpo(recipe: TrainRecipe, model_dir: Path, pairs: list[dict], out: Path) -> dict:
+    done = out / "dpo" / "result.json"
+    if done.is_file():
+        get_run_logger().info("DPO already done (%s); not run again", done)
+        return json.loads(done.read_text())
+    return run_dpo(recipe.dpo, model_dir, out / "sft" / "adapter", pairs, out / "dpo",
+                   quantization=recipe.quantization)
+
+
+@task(cache_policy=NO_CACHE)
+def save_outputs(recipe: TrainRecipe, model_dir: Path, out: Path, manifest: dict) -> dict:
+    sft_history = json.loads((out / "sft" / "log_history.json").read_text())
+    plot_log_history(sft_history, ["loss", "eval_loss"], "SFT loss", out / "sft-loss.png")
+    if recipe.dpo:
+        dpo_history = json.loads((out / "dpo" / "log_history.json").read_text())
+        plot_log_history(dpo_history, ["loss", "rewards/margins", "rewards/accuracies"], "DPO", out / "dpo-loss.png")
+    final = out / ("dpo" if recipe.dpo else "sft") / "adapter"
+    manifest["final_adapter"] = str(final)
+    if recipe.merge:
+        manifest["merged"] = str(merge_adapter(model_dir, final, out / "merged"))
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
+    return manifest
+
+
+def merge_adapter(model_dir: Path, adapter: Path, target: Path) -> Path:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(adapter)).merge_and_unload()
+    merged.save_pretrained(target)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
+    return target
+
+
+@flow(name="train-sft-dpo")
+def train_sft_dpo(recipe: TrainRecipe) -> dict:
+    started = time.monotonic()
+    export = recipe.export_dir()
+    out = recipe.out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    model_dir = recipe.base_model or _embedded_model()
+    gold = verify_gold_sets(recipe, out)
+    chats, pairs = read_rows(export / SFT_FILE), read_rows(export / DPO_FILE) if recipe.dpo else []
+    replay_record = None
+    if recipe.replay:
+        extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir)
+        chats = chats + extra
+    chats, pairs, gate = gate_training_rows(recipe, chats, pairs, out)
+    sft = train_sft(recipe, model_dir, chats, out)
+    dpo = train_dpo(recipe, model_dir, pairs, out) if recipe.dpo else None
+    manifest = {
+        "base_model": {"path": str(model_dir), "sha256": model_hash(model_dir)},
+        "export": {"path": str(export), "manifest_sha256": _sha_or_none(export / "manifest.json"),
+                   "files": {name: file_sha256(export / name) for name in (SFT_FILE, DPO_FILE)
+                             if (export / name).is_file()}},
+        "gold_sets": gold, "contamination_gate": gate, "replay": replay_record,
+        "rows": {"sft": len(chats), "dpo": len(pairs)},
+        "recipe": json.loads(canonical_json(recipe.model_dump(mode="json"))),
+        "libraries": {name: version(name) for name in LIBRARIES},
+        "seeds": {"sft": recipe.sft.seed, "dpo": recipe.dpo.seed if recipe.dpo else None},
+        "sft": _stage_figures(sft), "dpo": _stage_figures(dpo) if dpo else None,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    return save_outputs(recipe, model_dir, out, manifest)
+
+
+def _stage_figures(result: dict) -> dict:
+    keys = ("rows", "steps", "first_loss", "last_loss", "eval_losses", "first_step", "last_step", "train_seconds",
+            "wall_seconds", "tokens_per_second", "adapter_tensors_changed", "mask")
+    return {key: result[key] for key in keys if key in result}
+
+
+def _sha_or_none(path: Path) -> str | None:
+    return file_sha256(path) if path.is_file() else None
+
+
+def _embedded_model() -> Path:
+    from datagen.embedded_model import embedded_model_dir
+
+    return embedded_model_dir()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", type=Path, required=True)
+    args = parser.parse_args(argv)
+    recipe = load_recipe(args.recipe, TrainRecipe)
+    manifest = train_sft_dpo(recipe)
+    out = recipe.out_dir()
+    print(f"\ntrained: {manifest['final_adapter']}")
+    for stage in ("sft", "dpo"):
+        figures = manifest.get(stage)
+        if figures:
+            loss = (figures.get("first_loss"), figures.get("last_loss")) if stage == "sft" else (
+                (figures.get("first_step") or {}).get("loss"), (figures.get("last_step") or {}).get("loss"))
+            print(f"{stage}: {figures['steps']} steps, loss {loss[0]} -> {loss[1]}, "
+                  f"{figures.get('tokens_per_second')} tokens/s, {figures.get('train_seconds')} s")
+    print(f"manifest: {out / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
