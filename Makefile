@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RECIPE ?= flows/recipes/support_triage.yaml
+TRAIN_RECIPE ?= flows/recipes/train_support_triage.yaml
 
 # Prefect: no telemetry, and a quiet local server for the length of a run.
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo build test clean bench-deps
+.PHONY: install demo build train test clean bench-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +33,13 @@ bench-deps: install
 
 install: $(STAMP)
 
-demo: install
+demo: build train
+
+build: install
 	$(PY) -m flows.build_dataset --recipe $(RECIPE)
 
-build: demo
+train: install
+	$(PY) -m flows.train_sft_dpo --recipe $(TRAIN_RECIPE)
 
 test: install
 	$(PY) -m pytest

@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--recipe", type=Path, required=True)
     build.add_argument("--run-id", default=None)
 
+    train = commands.add_parser("train", help="LoRA SFT then DPO on an export, behind the gold gate")
+    train.add_argument("--recipe", type=Path, required=True)
+
     commands.add_parser(
         "prepare-model", help="convert the embedded SmolLM2 GGUF into a cached trainable checkpoint"
     )
@@ -30,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
         forwarded = ["--recipe", str(args.recipe)] + (["--run-id", args.run_id] if args.run_id else [])
         return build_main(forwarded)
+    if args.command == "train":
+        from flows.train_sft_dpo import main as train_main
+
+        return train_main(["--recipe", str(args.recipe)])
     if args.command == "prepare-model":
         from datagen.embedded_model import embedded_model_dir
 
