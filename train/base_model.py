@@ -82,3 +82,16 @@ def model_hash(model_dir: Path) -> str:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
+
+
+def session_throughput(history: list[dict], resumed_from: str | None) -> dict:
+    """Tokens this session trained on (TRL's running `num_tokens`: every input token of
+    every step, prompt and answer) over the seconds it trained (`train_runtime`, which
+    covers only this session when it resumed from a checkpoint)."""
+    start_step = int(resumed_from.rsplit("-", 1)[-1]) if resumed_from else 0
+    counts = [(entry["step"], entry["num_tokens"]) for entry in history if "num_tokens" in entry and "step" in entry]
+    before = max((tokens for step, tokens in counts if step <= start_step), default=0)
+    tokens = max((tokens for _, tokens in counts), default=0) - before
+    seconds = history[-1].get("train_runtime") if history else None
+    return {"train_seconds": seconds, "train_tokens": tokens,
+            "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens else None}

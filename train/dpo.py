@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
 from datagen.run_store import write_text_atomic
-from train.base_model import Quantization, load_base_model, optimizer_name
+from train.base_model import (
+    Quantization, check_quantization, load_base_model, optimizer_name, session_throughput,
+)
 from train.chat_template import pin_chat_template
 
 # TRL 1.16's DPO loss types (DPOConfig.loss_type).
@@ -58,6 +60,7 @@ class DPOStageConfig(BaseModel):
     max_length: int = Field(1024, ge=16)
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
+    gradient_checkpointing: bool = Field(False, description="see SFTStageConfig")
     hand_off_tolerance: float = Field(0.02, gt=0, description="largest allowed |first loss - expected| and "
                                                                "|first mean margin|")
     seed: int = 0
@@ -89,7 +92,9 @@ class HandOffCheck(TrainerCallback):
             off.append(f"loss {logs['loss']:.4f}, expected {self.expected_loss:.4f}")
         # Each reward is beta * (policy - reference) log-probability: 0 when they are one model.
         for key in ("rewards/chosen", "rewards/rejected", "rewards/margins"):
-            if abs(logs.get(key, 0.0)) > self.tolerance:
+            if key not in logs:
+                raise HandOffError(f"DPO's first step logged no {key}: the hand-off cannot be checked")
+            if abs(logs[key]) > self.tolerance:
                 off.append(f"{key} {logs[key]:.4f}, expected 0")
         if off:
             raise HandOffError(
@@ -108,10 +113,12 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    check_quantization(quantization)
     out_dir = Path(out_dir)
     started = time.monotonic()
-    tokenizer = AutoTokenizer.from_pretrained(sft_adapter)
-    template = pin_chat_template(tokenizer, tokenizer.chat_template)
+    # The SFT adapter's pinned template, checked again against the base model's own.
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    template = pin_chat_template(tokenizer, (Path(sft_adapter) / "chat_template.jinja").read_text())
     model = PeftModel.from_pretrained(load_base_model(model_dir, quantization), str(sft_adapter), is_trainable=True)
     check = HandOffCheck(config.expected_first_loss(), config.hand_off_tolerance)
     args = DPOConfig(
@@ -122,7 +129,7 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
         max_length=config.max_length, logging_steps=config.logging_steps, save_steps=config.save_steps,
         save_total_limit=2, seed=config.seed, data_seed=config.seed, optim=optimizer_name(quantization),
         report_to="none", bf16=quantization == "qlora", use_cpu=not _cuda(), dataloader_pin_memory=_cuda(),
-        disable_tqdm=True,
+        activation_checkpointing=config.gradient_checkpointing, disable_tqdm=True,
     )
     dataset = Dataset.from_list([{key: row[key] for key in ("prompt", "chosen", "rejected")} for row in rows])
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
@@ -136,7 +143,7 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
     trainer.save_model(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
     (adapter_dir / "chat_template.jinja").write_text(template)
-    result = _result(trainer, check, initial, started, rows)
+    result = _result(trainer, check, initial, started, rows, last)
     write_text_atomic(out_dir / "log_history.json", json.dumps(trainer.state.log_history, indent=1))
     write_text_atomic(out_dir / "result.json", json.dumps(result, indent=1))
     return result
@@ -154,17 +161,14 @@ def _last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def _result(trainer, check: HandOffCheck, initial: dict, started: float, rows: list[dict]) -> dict:
+def _result(trainer, check: HandOffCheck, initial: dict, started: float, rows: list[dict], resumed) -> dict:
     history = trainer.state.log_history
     steps = [entry for entry in history if "loss" in entry]
     changed = sum(int(not initial[name].equal(param.detach()))
                   for name, param in trainer.model.named_parameters() if name in initial)
-    train_seconds = history[-1].get("train_runtime") if history else None
-    tokens = sum(entry.get("num_tokens", 0) for entry in steps[-1:])  # TRL logs the running total
     return {
         "rows": len(rows), "steps": trainer.state.global_step, "first_step": check.first,
         "last_step": steps[-1] if steps else None, "adapter_tensors_changed": changed,
-        "adapter_tensors": len(initial), "train_seconds": train_seconds,
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "tokens_per_second": round(tokens / train_seconds, 1) if train_seconds and tokens else None,
+        "adapter_tensors": len(initial), "wall_seconds": round(time.monotonic() - started, 1),
+        **session_throughput(history, resumed),
     }
