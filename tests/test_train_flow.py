@@ -1,0 +1,126 @@
+"""The training flow, run as a real Prefect flow on a tiny model: gold verified first,
+every training row gated, SFT then DPO, a manifest that says where everything came from,
+and a re-run that trains nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from datagen.tasks.support_triage import TASK
+from evals.contamination_gate import ContaminationError
+from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
+from gold.verify_gold_set import GoldSetTampered
+from tests.locked_gold import lock_gold_rows
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+GOLD_TICKET = "My blender from order A-204518 arrived with a cracked jug, I want a replacement please."
+GOLD_ANSWER = {"category": "damaged_item", "priority": "high", "order_id": "A-204518", "product": "blender",
+               "needs_human": True, "summary": "Blender arrived with a cracked jug; customer wants a replacement."}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Tiny matmuls on a shared 2-core machine wait on the second thread (tests/test_train.py).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def chat(text: str, label: dict) -> list[dict]:
+    return TASK.messages(text, few_shot=False)[1:] + [{"role": "assistant", "content": TASK.render_answer(label)}]
+
+
+def write_export(folder: Path, tickets, extra_prompt: str | None = None) -> Path:
+    (folder / "trl_sft").mkdir(parents=True)
+    (folder / "trl_dpo").mkdir(parents=True)
+    sft = [{"id": f"sft-{i}", "messages": chat(t.text, t.label)} for i, t in enumerate(tickets)]
+    if extra_prompt:
+        sft.append({"id": "sft-leak", "messages": chat(extra_prompt, GOLD_ANSWER)})
+    pairs = []
+    for i, t in enumerate(tickets[:8]):
+        wrong = dict(t.label, category="product_question" if t.label["category"] != "product_question" else "cancellation")
+        pairs.append({"id": f"pair-{i}", "prompt": TASK.messages(t.text, few_shot=False)[1:],
+                      "chosen": [{"role": "assistant", "content": TASK.render_answer(t.label)}],
+                      "rejected": [{"role": "assistant", "content": TASK.render_answer(wrong)}]})
+    (folder / "trl_sft" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in sft))
+    (folder / "trl_dpo" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in pairs))
+    return folder
+
+
+def recipe(tmp_path: Path, tiny_model: Path, export: Path, **overrides) -> TrainRecipe:
+    return TrainRecipe.model_validate({
+        "export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
+        "contamination_gate": {"gold_root": str(tmp_path / "gold" / "sets"),
+                               "audit": {"methods": ["exact", "ngram", "minhash"]}},
+        "sft": {"max_steps": 3, "batch_size": 4, "max_length": 512, "learning_rate": 1e-2},
+        "dpo": {"max_steps": 2, "batch_size": 4, "max_length": 512},
+    } | overrides)
+
+
+@pytest.fixture
+def gold(tmp_path) -> Path:
+    return lock_gold_rows(tmp_path / "gold" / "sets", "triage", "datagen.tasks.support_triage:TASK",
+                          [(GOLD_TICKET, GOLD_ANSWER)])
+
+
+def test_the_flow_trains_sft_then_dpo_and_records_every_input(tmp_path, tiny_model, gold):
+    export = write_export(tmp_path / "export", TASK.generate(12, 4))
+    manifest = train_sft_dpo(recipe(tmp_path, tiny_model, export))
+
+    out = tmp_path / "train"
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest, default=str))
+    assert manifest["final_adapter"] == str(out / "dpo" / "adapter")
+    assert manifest["gold_sets"] == [{"set": "triage/v1", "task": "support_triage", "records": 1,
+                                      "sha256": json.loads((gold / "manifest.json").read_text())["sha256"],
+                                      "manifest_sha256": manifest["gold_sets"][0]["manifest_sha256"]}]
+    assert manifest["contamination_gate"]["status"] == "clean"
+    assert manifest["rows"] == {"sft": 12, "dpo": 8}
+    assert set(manifest["export"]["files"]) == {"trl_sft/train.jsonl", "trl_dpo/train.jsonl"}
+    assert manifest["base_model"]["path"] == str(tiny_model) and len(manifest["base_model"]["sha256"]) == 64
+    assert set(manifest["libraries"]) == {"torch", "transformers", "peft", "trl", "accelerate", "datasets",
+                                          "bitsandbytes"}
+    assert manifest["sft"]["steps"] == 3 and manifest["dpo"]["steps"] == 2
+    assert manifest["sft"]["last_loss"] < manifest["sft"]["first_loss"]
+    assert abs(manifest["dpo"]["first_step"]["loss"] - 0.6931) < 1e-3
+    assert manifest["sft"]["tokens_per_second"] > 0 and manifest["dpo"]["tokens_per_second"] > 0
+    for png in ("sft-loss.png", "dpo-loss.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A re-run finds both stages done and trains nothing: the adapters are untouched.
+    stamp = (out / "dpo" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+    again = train_sft_dpo(recipe(tmp_path, tiny_model, export))
+    assert again["sft"]["steps"] == 3
+    assert (out / "dpo" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_a_gold_row_in_the_training_data_stops_the_flow_before_training(tmp_path, tiny_model, gold):
+    export = write_export(tmp_path / "export", TASK.generate(8, 5), extra_prompt=GOLD_TICKET.lower())
+    with pytest.raises(ContaminationError, match="sft:sft-leak matches triage-v1:"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export))
+    assert not (tmp_path / "train" / "sft").exists()
+
+    removed = train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate={
+        "gold_root": str(tmp_path / "gold" / "sets"), "on_contamination": "remove",
+        "audit": {"methods": ["exact", "ngram", "minhash"]}}))
+    assert removed["contamination_gate"]["status"] == "removed"
+    assert removed["rows"]["sft"] == 8
+
+
+def test_a_tampered_gold_set_or_none_at_all_stops_the_flow(tmp_path, tiny_model, gold):
+    export = write_export(tmp_path / "export", TASK.generate(8, 6))
+    records = gold / "records.jsonl"
+    os.chmod(records, 0o644)
+    records.write_bytes(records.read_bytes().replace(b"blender", b"Blender"))
+    with pytest.raises(GoldSetTampered, match="records.jsonl line 1"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export))
+
+    with pytest.raises(RuntimeError, match="no locked gold set of task support_triage"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate={"gold_root": str(tmp_path / "none")}))
+    assert not (tmp_path / "train" / "sft").exists()
