@@ -60,7 +60,7 @@ class DPOStageConfig(BaseModel):
     max_length: int = Field(1024, ge=16)
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
-    gradient_checkpointing: bool = Field(False, description="see SFTStageConfig")
+    gradient_checkpointing: bool = Field(True, description="see SFTStageConfig")
     hand_off_tolerance: float = Field(0.02, gt=0, description="largest allowed |first loss - expected| and "
                                                                "|first mean margin|")
     seed: int = 0

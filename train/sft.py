@@ -55,9 +55,9 @@ class SFTStageConfig(BaseModel):
     eval_share: float = Field(0.1, ge=0, lt=0.5, description="held-out share of the training rows for eval loss")
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
-    gradient_checkpointing: bool = Field(False, description="recompute activations to save memory: worth it "
-                                         "for large models on a GPU, pure cost for a 135M model on CPU (TRL's "
-                                         "default is on)")
+    gradient_checkpointing: bool = Field(True, description="recompute activations in the backward pass (TRL's "
+                                         "default): measured on the 135M model on CPU, turning it off doubled peak "
+                                         "memory (14.7 vs 8.0 GB at batch 8) and was not faster")
     seed: int = 0
 
 
