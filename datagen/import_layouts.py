@@ -143,11 +143,11 @@ def _answer(row: dict, key: str, needed: bool) -> str | None:
     return _text(row, key, key) if needed else None
 
 
-def _alpaca(row: dict, task_system_prompt: str, needed: bool) -> tuple[str | None, str, str | None]:
+def _alpaca(row: dict, system_prompts: tuple[str, ...], needed: bool) -> tuple[str | None, str, str | None]:
     instruction = _text(row, "instruction", "instruction")
     given = _optional_text(row, "input") or ""
     answer = _answer(row, "output", needed)
-    if instruction.strip() == task_system_prompt.strip():
+    if instruction.strip() in {prompt.strip() for prompt in system_prompts}:
         return instruction, given, answer
     return None, "\n\n".join(part for part in (instruction, given) if part.strip()), answer
 
@@ -160,7 +160,7 @@ _CHATS = {
 
 
 def read_conversation(
-    row: dict, layout: Layout, task_system_prompt: str, *, needs_answer: bool
+    row: dict, layout: Layout, system_prompts: tuple[str, ...], *, needs_answer: bool
 ) -> tuple[str | None, str, str | None]:
     """(system turn, prompt, answer) of a prompts or SFT row; the answer only if needed."""
     if layout in _CHATS:
@@ -171,7 +171,7 @@ def read_conversation(
             raise RowRejected(f"missing_turn: {where} has no assistant turn")
         return system, prompt, answer if needs_answer else None
     if layout == "alpaca":
-        return _alpaca(row, task_system_prompt, needs_answer)
+        return _alpaca(row, system_prompts, needs_answer)
     return None, _text(row, "prompt", "prompt"), _answer(row, "response", needs_answer)
 
 
@@ -201,8 +201,8 @@ def read_preference(row: dict) -> tuple[str | None, str, str, str]:
     return system, text, _one_answer(row, "chosen"), _one_answer(row, "rejected")
 
 
-def check_system_turn(system: str | None, task_system_prompt: str, policy: SystemTurn) -> None:
-    if system is None or policy == "drop" or system.strip() == task_system_prompt.strip():
+def check_system_turn(system: str | None, system_prompts: tuple[str, ...], policy: SystemTurn) -> None:
+    if system is None or policy == "drop" or system.strip() in {prompt.strip() for prompt in system_prompts}:
         return
     shown = system if len(system) <= 60 else system[:57] + "..."
     raise RowRejected(f"system_mismatch: {shown!r} is not the task's system prompt")

@@ -169,8 +169,8 @@ def _where(path: Path) -> str:
 
 def _example(row: dict, layout: Layout, config: ImportConfig, task: Task, source: str, run_id: str) -> Example:
     needs_answer = config.kind == "sft"
-    system, prompt, response = read_conversation(row, layout, task.system_prompt, needs_answer=needs_answer)
-    check_system_turn(system, task.system_prompt, config.system_turn)
+    system, prompt, response = read_conversation(row, layout, task.system_prompts, needs_answer=needs_answer)
+    check_system_turn(system, task.system_prompts, config.system_turn)
     check_not_empty(prompt=prompt)
     if response is not None:
         check_not_empty(response=response)
@@ -186,7 +186,7 @@ def _example(row: dict, layout: Layout, config: ImportConfig, task: Task, source
 
 def _pair(row: dict, config: ImportConfig, task: Task, source: str, run_id: str) -> PreferencePair:
     system, prompt, chosen, rejected = read_preference(row)
-    check_system_turn(system, task.system_prompt, config.system_turn)
+    check_system_turn(system, task.system_prompts, config.system_turn)
     check_not_empty(prompt=prompt, chosen=chosen, rejected=rejected)
     if chosen == rejected:
         raise RowRejected("same_answers: chosen and rejected are equal; the pair teaches nothing")

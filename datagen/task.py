@@ -46,6 +46,16 @@ class Task:
     # For the LLM judge (datagen/judge.py): what a good answer is, in words a judge model
     # scores against. Tasks with a code verifier need it only for free-text fields.
     judge_rubric: str = ""
+    # What the fine-tuned model is told: the system turn of training rows, and of a trained
+    # adapter at eval time. Short, because the rules are learnt from the rows, and a long
+    # prompt repeated on every row is most of the training cost (the demo task's 330-token
+    # rules were 87% of each row). Empty: training rows carry `system_prompt` too.
+    trained_system_prompt: str = ""
+
+    @property
+    def system_prompts(self) -> tuple[str, ...]:
+        """Every system turn this task's rows may carry."""
+        return tuple(dict.fromkeys(p for p in (self.system_prompt, self.trained_system_prompt) if p))
 
     def render_answer(self, answer: dict) -> str:
         """An answer as the model should write it: JSON in schema field order, the same
@@ -61,10 +71,12 @@ class Task:
             turns.append({"role": "assistant", "content": self.render_answer(shot_answer)})
         return tuple(turns)
 
-    def messages(self, prompt: str, *, few_shot: bool) -> list[dict[str, str]]:
+    def messages(self, prompt: str, *, few_shot: bool, trained: bool = False) -> list[dict[str, str]]:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
-        because the fine-tuned model must produce the format without them."""
-        chat = [{"role": "system", "content": self.system_prompt}]
+        because the fine-tuned model must produce the format without them. `trained`: the
+        chat of a training row or a trained model, with `trained_system_prompt`."""
+        system = self.trained_system_prompt if trained and self.trained_system_prompt else self.system_prompt
+        chat = [{"role": "system", "content": system}]
         if few_shot:
             chat += [dict(turn) for turn in self._few_shot_turns]
         chat.append({"role": "user", "content": prompt})

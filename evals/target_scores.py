@@ -74,7 +74,7 @@ def bootstrap_interval(values: np.ndarray, statistic: Callable[[np.ndarray], flo
     return round(float(low), 4), round(float(high), 4)
 
 
-def _rate(flags: list[bool], seed: int) -> dict[str, Any]:
+def rate(flags: list[bool], seed: int) -> dict[str, Any]:
     values = np.array(flags, dtype=float)
     if len(values) == 0:
         return {"value": None, "ci95": None, "n": 0}
@@ -92,11 +92,11 @@ def summarize(task, scores: list[RowScore], references: list[dict], seed: int = 
     parsed = [score for score in scores if score.parsed]
     summary: dict[str, Any] = {
         "rows": len(scores),
-        "parse_rate": _rate([score.parsed for score in scores], seed),
-        "schema_valid_rate": _rate([score.schema_valid for score in scores], seed),
-        "exact": _rate([score.exact for score in scores], seed),
-        "field_accuracy": {name: _rate([score.fields_right[name] for score in scores], seed) for name in names},
-        "field_valid_when_parsed": {name: _rate([score.fields_valid.get(name, False) for score in parsed], seed)
+        "parse_rate": rate([score.parsed for score in scores], seed),
+        "schema_valid_rate": rate([score.schema_valid for score in scores], seed),
+        "exact": rate([score.exact for score in scores], seed),
+        "field_accuracy": {name: rate([score.fields_right[name] for score in scores], seed) for name in names},
+        "field_valid_when_parsed": {name: rate([score.fields_valid.get(name, False) for score in parsed], seed)
                                     for name in names},
         "macro_f1": {},
     }

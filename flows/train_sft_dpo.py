@@ -43,6 +43,7 @@ from evals.audit_inputs import AuditRow, row_texts
 from evals.contamination_gate import ContaminationGateConfig, run_gate
 from flows.recipe import load_recipe
 from gold.verify_gold_set import newest_locked_sets
+from train.ablations import DPO_FILE, SFT_FILE, read_export_rows
 from train.base_model import model_hash
 from train.dpo import DPOStageConfig, run_dpo
 from train.loss_curves import plot_log_history
@@ -50,7 +51,6 @@ from train.replay_mix import ReplayConfig, replay_rows
 from train.sft import SFTStageConfig, run_sft
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
-SFT_FILE, DPO_FILE = "trl_sft/train.jsonl", "trl_dpo/train.jsonl"
 
 
 class TrainRecipe(BaseModel):
@@ -83,12 +83,6 @@ class TrainRecipe(BaseModel):
 
     def out_dir(self) -> Path:
         return self.out or self.export_dir().parent / "train"
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such export file; build the dataset first (make build)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @task(cache_policy=NO_CACHE)
@@ -175,7 +169,7 @@ def train_sft_dpo(recipe: TrainRecipe) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model_dir = recipe.base_model or _embedded_model()
     gold = verify_gold_sets(recipe, out)
-    chats, pairs = read_rows(export / SFT_FILE), read_rows(export / DPO_FILE) if recipe.dpo else []
+    chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
     replay_record = None
     if recipe.replay:
         extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir)

@@ -16,12 +16,11 @@ from evals.contamination_gate import ContaminationError
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.verify_gold_set import GoldSetTampered
 from tests.locked_gold import lock_gold_rows
+from tests.train_exports import GOLD_ANSWER, write_export
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 GOLD_TICKET = "My blender from order A-204518 arrived with a cracked jug, I want a replacement please."
-GOLD_ANSWER = {"category": "damaged_item", "priority": "high", "order_id": "A-204518", "product": "blender",
-               "needs_human": True, "summary": "Blender arrived with a cracked jug; customer wants a replacement."}
 
 
 @pytest.fixture(autouse=True)
@@ -31,27 +30,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def chat(text: str, label: dict) -> list[dict]:
-    return TASK.messages(text, few_shot=False)[1:] + [{"role": "assistant", "content": TASK.render_answer(label)}]
-
-
-def write_export(folder: Path, tickets, extra_prompt: str | None = None) -> Path:
-    (folder / "trl_sft").mkdir(parents=True)
-    (folder / "trl_dpo").mkdir(parents=True)
-    sft = [{"id": f"sft-{i}", "messages": chat(t.text, t.label)} for i, t in enumerate(tickets)]
-    if extra_prompt:
-        sft.append({"id": "sft-leak", "messages": chat(extra_prompt, GOLD_ANSWER)})
-    pairs = []
-    for i, t in enumerate(tickets[:8]):
-        wrong = dict(t.label, category="product_question" if t.label["category"] != "product_question" else "cancellation")
-        pairs.append({"id": f"pair-{i}", "prompt": TASK.messages(t.text, few_shot=False)[1:],
-                      "chosen": [{"role": "assistant", "content": TASK.render_answer(t.label)}],
-                      "rejected": [{"role": "assistant", "content": TASK.render_answer(wrong)}]})
-    (folder / "trl_sft" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in sft))
-    (folder / "trl_dpo" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in pairs))
-    return folder
 
 
 def recipe(tmp_path: Path, tiny_model: Path, export: Path, **overrides) -> TrainRecipe:

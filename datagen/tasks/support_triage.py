@@ -67,6 +67,12 @@ plain product question. Otherwise normal.
 billing_error or damaged_item, or the customer asks for a person; otherwise false.
 - "summary": one sentence of at most 20 words."""
 
+# The fine-tuned model's system turn: the keys, not the rules, which it learns from the rows.
+TRAINED_SYSTEM_PROMPT = (
+    "Triage the customer-support ticket. Reply with one JSON object with the keys category, "
+    "priority, order_id, product, needs_human and summary."
+)
+
 FEW_SHOT = (
     (
         "Hi, my order A-204518 with the wireless earbuds was supposed to arrive last week "
@@ -133,6 +139,7 @@ TASK = Task(
     version="1",
     answer_schema=TriageAnswer,
     system_prompt=SYSTEM_PROMPT,
+    trained_system_prompt=TRAINED_SYSTEM_PROMPT,
     few_shot=FEW_SHOT,
     generate=generate_tickets,
     compare=compare_answer,

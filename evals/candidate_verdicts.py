@@ -1,0 +1,114 @@
+"""Was the weight delta worth it? One verdict per fine-tuned candidate.
+
+The rule (the preflight's, stated in the report beside every verdict):
+
+1. **Target gain beyond the interval**: the candidate beats the base model with the
+   task's few-shot prompt on the primary target metric, and the paired bootstrap 95%
+   interval of the difference lies above zero.
+2. **Regression loss within tolerance**: the candidate's regression accuracy is at most
+   `tolerance` below the base model's (point estimate; the interval is shown).
+3. **Better than the best baseline**: the paired interval of the difference to the
+   strongest baseline (few-shot, constrained decoding, the teacher) lies above zero.
+
+All three: `escalate`. A target gain that costs regression: `trade-off`, which is not a
+successful fine-tune. Anything else: `do not escalate`, with the reasons.
+
+Differences are paired: both candidates answered the same gold rows, so the bootstrap
+resamples row indices once and recomputes both means on them, which is tighter and more
+honest than comparing two separately computed intervals.
+
+Per-row primary metrics: `exact` (every field right and the answer valid) or
+`field_accuracy` (the share of answer fields right on that row, 0 for an invalid
+answer), which still moves when no model gets whole objects right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from evals.target_scores import RESAMPLES
+
+PrimaryMetric = Literal["exact", "field_accuracy"]
+
+
+@dataclass
+class CandidateScores:
+    name: str
+    role: Literal["baseline", "fine-tune"]
+    target_rows: list[dict]  # evals.target_eval records, in gold row order
+    regression_rows: list[dict] | None  # evals.regression_eval records; None: not asked
+
+    def primary(self, metric: PrimaryMetric, fields: int) -> np.ndarray:
+        if metric == "exact":
+            return np.array([row["exact"] for row in self.target_rows], dtype=float)
+        return np.array([(fields - len(row["wrong_fields"])) / fields for row in self.target_rows], dtype=float)
+
+    def regression(self) -> np.ndarray:
+        return np.array([row["right"] for row in self.regression_rows or []], dtype=float)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = RESAMPLES) -> dict:
+    """mean(a) - mean(b) over the same rows, with a paired percentile-bootstrap 95% interval."""
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"paired rows differ in number: {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    differences = a - b
+    stats = np.array([differences[rng.integers(0, len(a), len(a))].mean() for _ in range(resamples)])
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return {"value": round(float(differences.mean()), 4), "ci95": (round(float(low), 4), round(float(high), 4))}
+
+
+def judge_candidates(candidates: list[CandidateScores], *, base: str, metric: PrimaryMetric, fields: int,
+                     tolerance: float, seed: int = 0) -> dict[str, dict]:
+    """The verdict of every fine-tune, against `base` (the base model's few-shot baseline)
+    and the best baseline by the primary metric."""
+    by_name = {candidate.name: candidate for candidate in candidates}
+    baselines = [candidate for candidate in candidates if candidate.role == "baseline"]
+    best = max(baselines, key=lambda candidate: candidate.primary(metric, fields).mean())
+    reference = by_name[base]
+    verdicts = {}
+    for candidate in candidates:
+        if candidate.role != "fine-tune":
+            continue
+        score = candidate.primary(metric, fields)
+        gain = paired_difference(score, reference.primary(metric, fields), seed)
+        versus_best = paired_difference(score, best.primary(metric, fields), seed)
+        regression = paired_difference(candidate.regression(), reference.regression(), seed)
+        checks = {
+            "target_gain_beyond_interval": gain["ci95"][0] > 0,
+            "regression_within_tolerance": -regression["value"] <= tolerance,
+            "beats_best_baseline": versus_best["ci95"][0] > 0,
+        }
+        verdicts[candidate.name] = {
+            "verdict": _verdict(checks), "checks": checks, "reasons": _reasons(checks, gain, regression, versus_best,
+                                                                               best.name, base, tolerance),
+            "gain_over_base": gain, "regression_change": regression, "versus_best_baseline": versus_best,
+            "best_baseline": best.name, "metric": metric, "tolerance": tolerance,
+        }
+    return verdicts
+
+
+def _verdict(checks: dict[str, bool]) -> str:
+    if all(checks.values()):
+        return "escalate"
+    if checks["target_gain_beyond_interval"] and not checks["regression_within_tolerance"]:
+        return "trade-off"
+    return "do not escalate"
+
+
+def _reasons(checks, gain, regression, versus_best, best: str, base: str, tolerance: float) -> list[str]:
+    def shown(difference: dict) -> str:
+        low, high = difference["ci95"]
+        return f"{difference['value']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+    return [
+        f"target vs {base}: {shown(gain)}; "
+        + ("gain beyond the interval" if checks["target_gain_beyond_interval"] else "no gain beyond the interval"),
+        f"regression vs {base}: {shown(regression)}; "
+        + ("within" if checks["regression_within_tolerance"] else "beyond") + f" the tolerance of {tolerance:.3f}",
+        f"target vs the best baseline ({best}): {shown(versus_best)}; "
+        + ("better" if checks["beats_best_baseline"] else "not better beyond the interval"),
+    ]

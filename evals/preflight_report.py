@@ -1,0 +1,216 @@
+"""The preflight report: one comparison table with intervals, the verdicts, and the plots.
+
+Input: the preflight folder's evals (`evals/<candidate>/{target,regression}.json[l]`), the
+verdicts, the training runs' log histories. Output, in the same folder:
+
+    report.md     tables, verdicts and links to the plots
+    report.html   the same, self-contained (plots inlined), for a browser or an email
+    plots/        field-accuracy.png  validity-by-length.png  loss-<run>.png
+
+The Markdown is also what the flow shows as a Prefect artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html import escape
+from pathlib import Path
+
+import numpy as np
+from markdown_it import MarkdownIt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from datagen.run_store import write_text_atomic
+
+LENGTH_BINS = (0, 100, 200, 300, 400, 600)  # output characters; a demo answer is ~250
+
+
+def _shown(rate: dict | None) -> str:
+    if not rate or rate.get("value") is None:
+        return "–"
+    low, high = rate["ci95"]
+    return f"{rate['value']:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def _read(folder: Path, kind: str) -> tuple[dict | None, list[dict]]:
+    summary = folder / f"{kind}.json"
+    if not summary.is_file():
+        return None, []
+    rows = [json.loads(line) for line in (folder / f"{kind}.jsonl").read_text().splitlines()]
+    return json.loads(summary.read_text()), rows
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _figure(width: float = 7.5, height: float = 3.8) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path, *axes_list) -> Path:
+    for axes in axes_list:
+        axes.legend(fontsize=7)
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def plot_field_accuracy(results: dict[str, dict], fields: list[str], path: Path) -> Path:
+    figure = _figure()
+    axes = figure.add_subplot()
+    width = 0.8 / max(1, len(results))
+    for index, (name, summary) in enumerate(results.items()):
+        values = [summary["field_accuracy"][field]["value"] for field in fields]
+        axes.bar(np.arange(len(fields)) + index * width, values, width, label=name)
+    axes.set_xticks(np.arange(len(fields)) + 0.4 - width / 2, fields)
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("accuracy on the gold set")
+    axes.set_title("Per-field accuracy by model")
+    return _save(figure, path, axes)
+
+
+def plot_validity_by_length(rows_by_model: dict[str, list[dict]], path: Path) -> Path:
+    """Schema-valid share per output-length bin: a model that rambles fails the schema."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    edges = list(LENGTH_BINS) + [max([600] + [row["output_chars"] + 1 for rows in rows_by_model.values()
+                                               for row in rows])]
+    labels = [f"{low}-{high}" for low, high in zip(edges, edges[1:])]
+    for name, rows in rows_by_model.items():
+        shares = []
+        for low, high in zip(edges, edges[1:]):
+            binned = [row["schema_valid"] for row in rows if low <= row["output_chars"] < high]
+            shares.append(np.mean(binned) if binned else np.nan)
+        axes.plot(labels, shares, marker="o", label=name)
+    axes.set_ylim(-0.05, 1.05)
+    axes.set_xlabel("output length (characters)")
+    axes.set_ylabel("schema-valid share")
+    axes.set_title("Validity by output length")
+    return _save(figure, path, axes)
+
+
+def plot_losses(run: str, train_out: Path, path: Path) -> Path | None:
+    stages = [(stage, json.loads((train_out / stage / "log_history.json").read_text()))
+              for stage in ("sft", "dpo") if (train_out / stage / "log_history.json").is_file()]
+    if not stages:
+        return None
+    figure = _figure(7.5, 3.2)
+    panels = []
+    for index, (stage, history) in enumerate(stages, 1):
+        axes = figure.add_subplot(1, len(stages), index)
+        for key in ("loss", "eval_loss"):
+            points = [(entry["step"], entry[key]) for entry in history if key in entry]
+            if points:
+                axes.plot(*zip(*points), marker="o", markersize=3, label=key)
+        axes.set_title(f"{run}: {stage.upper()}")
+        axes.set_xlabel("step")
+        panels.append(axes)
+    return _save(figure, path, *panels)
+
+
+def _training_rows(training: dict[str, Path]) -> list[list[str]]:
+    rows = []
+    for run, out in training.items():
+        for stage in ("sft", "dpo"):
+            result = out / stage / "result.json"
+            if not result.is_file():
+                continue
+            figures = json.loads(result.read_text())
+            first, last = figures.get("first_loss"), figures.get("last_loss")
+            if stage == "dpo":
+                first = (figures.get("first_step") or {}).get("loss")
+                last = (figures.get("last_step") or {}).get("loss")
+            rows.append([run, stage, str(figures.get("rows", "–")), str(figures.get("steps", "–")),
+                         f"{first:.3f} → {last:.3f}" if first is not None and last is not None else "–",
+                         str(figures.get("tokens_per_second", "–")), str(figures.get("train_seconds", "–"))])
+    return rows
+
+
+def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: dict, gold: tuple,
+                 training: dict[str, Path], metric: str, tolerance: float) -> str:
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    fields = list(task.answer_schema.model_fields)
+    target, regression, target_rows = {}, {}, {}
+    for candidate in candidates:
+        folder = evals / candidate.name.replace(" ", "-")
+        target[candidate.name], target_rows[candidate.name] = _read(folder, "target")
+        regression[candidate.name] = _read(folder, "regression")[0]
+    enum_field = next(iter(next(iter(target.values()))["macro_f1"]), None)
+
+    comparison = []
+    for candidate in candidates:
+        summary, reg = target[candidate.name], regression[candidate.name]
+        verdict = verdicts.get(candidate.name, {}).get("verdict", "baseline")
+        comparison.append([
+            candidate.name, _shown(summary["parse_rate"]), _shown(summary["schema_valid_rate"]),
+            _shown(summary["exact"]), _shown(summary["macro_f1"].get(enum_field)),
+            _shown(summary["field_valid_when_parsed"].get("summary")),
+            _shown(reg["accuracy"]) if reg else "–", f"**{verdict}**"])
+    per_field = [[name] + [_shown(summary["field_accuracy"][field]) for field in fields]
+                 for name, summary in target.items()]
+    skills = sorted({skill for reg in regression.values() if reg for skill in reg["by_skill"]})
+    per_skill = [[name] + [_shown(reg["by_skill"].get(skill)) for skill in skills]
+                 for name, reg in regression.items() if reg]
+
+    images = [plot_field_accuracy(target, fields, plots / "field-accuracy.png"),
+              plot_validity_by_length(target_rows, plots / "validity-by-length.png")]
+    images += [path for run, train_out in training.items()
+               if (path := plot_losses(run, train_out, plots / f"loss-{run}.png")) is not None]
+
+    target_gold, regression_gold = gold
+    lines = [
+        f"# Preflight: {task.name}", "",
+        f"Target eval: locked gold set `{target_gold.name}` ({len(target_gold.rows)} rows, sha256 "
+        f"`{target_gold.manifest['sha256'][:16]}…`), verified before use. Regression eval: `{regression_gold.name}` "
+        f"({len(regression_gold.rows)} rows). Every score is computed by code; brackets are bootstrap 95% "
+        "intervals (1,000 resamples of the gold rows).", "",
+        "## Comparison", "",
+        _table(["model", "JSON parses", "schema-valid", "exact match", f"{enum_field} macro-F1",
+                "summary ≤ 20 words (parsed)", "regression accuracy", "verdict"], comparison), "",
+        "## Verdicts", "",
+        f"Rule: escalate a fine-tune only if (1) its gain over `{next(iter(target))}` on per-row {metric} "
+        "has a paired 95% interval above zero, (2) its regression accuracy is at most "
+        f"{tolerance:.3f} below the base model's, and (3) its paired interval against the best baseline is "
+        "above zero. A target gain that costs regression is a trade-off, not a successful fine-tune.", "",
+    ]
+    for name, verdict in verdicts.items():
+        lines.append(f"- **{name}: {verdict['verdict']}**")
+        lines += [f"  - {reason}" for reason in verdict["reasons"]]
+    lines += ["", "## Candidates", ""]
+    lines += [f"- **{candidate.name}** ({candidate.role}): {candidate.description}" for candidate in candidates]
+    lines += ["", "## Accuracy per field", "", _table(["model"] + fields, per_field), "",
+              "## Regression accuracy per skill", "", _table(["model"] + skills, per_skill), "",
+              "## Training runs", "",
+              _table(["run", "stage", "rows", "steps", "loss", "tokens/s", "seconds"], _training_rows(training)), "",
+              "## Plots", ""]
+    lines += [f"![{path.stem}](plots/{path.name})" for path in images]
+    lines += ["", "Per-row outputs: `evals/<model>/target.jsonl` and `regression.jsonl` beside this report.", ""]
+    markdown = "\n".join(lines)
+    write_text_atomic(out / "report.md", markdown)
+    write_text_atomic(out / "report.html", _html(markdown, plots, task.name))
+    return markdown
+
+
+def _html(markdown: str, plots: Path, title: str) -> str:
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+
+    def inline(match: re.Match) -> str:
+        data = base64.b64encode((plots / match.group(1)).read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="plots/([^"]+)"', inline, body)
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:left}th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}code{background:#f5f5f5}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Preflight: {escape(title)}</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>")

@@ -1,0 +1,42 @@
+"""The target eval: one candidate's outputs on a locked gold set, scored by code.
+
+Input: a verified `LockedGoldSet` of the task (rows with `prompt` and `reference`) and the
+candidate's outputs, one per row in row order. Output: per-row records (gold row id,
+prompt, output, its length, parsed, schema-valid, the fields it got wrong, exact) kept
+for inspection, and the summary of `evals.target_scores.summarize` (rates with bootstrap
+95% intervals, per-field accuracy, macro-F1, the summary's length rule).
+
+No LLM ever judges a gold row: the gold set's whole value is that its scores are code
+applied to human labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evals.target_scores import score_row, summarize
+from gold.verify_gold_set import LockedGoldSet
+
+
+def check_gold_task(locked: LockedGoldSet, task_name: str) -> None:
+    if locked.manifest["task"] != task_name:
+        raise ValueError(f"gold set {locked.name} is of task {locked.manifest['task']!r}, not {task_name!r}")
+
+
+def score_target_outputs(task, locked: LockedGoldSet, outputs: list[str], seed: int = 0) -> tuple[list[dict], dict]:
+    check_gold_task(locked, task.name)
+    if len(outputs) != len(locked.rows):
+        raise ValueError(f"{len(outputs)} outputs for the {len(locked.rows)} rows of {locked.name}")
+    references = [row["reference"] for row in locked.rows]
+    scores = [score_row(task, output, reference) for output, reference in zip(outputs, references)]
+    rows: list[dict[str, Any]] = []
+    for gold, output, score in zip(locked.rows, outputs, scores):
+        rows.append({
+            "gold_id": gold["id"], "prompt": gold["prompt"], "output": output, "output_chars": len(output),
+            "parsed": score.parsed, "schema_valid": score.schema_valid, "exact": score.exact,
+            "wrong_fields": [name for name, right in score.fields_right.items() if not right],
+            "reference": gold["reference"],
+        })
+    summary = summarize(task, scores, references, seed)
+    summary["gold_set"] = {"set": locked.name, "sha256": locked.manifest["sha256"]}
+    return rows, summary

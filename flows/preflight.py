@@ -1,0 +1,236 @@
+"""The preflight: was the weight delta worth it? Baselines, pilot, ablations, one verdict.
+
+    python -m flows.preflight --recipe flows/recipes/preflight_support_triage.yaml
+
+1. Verify the locked gold sets: the task's newest (the target eval) and the regression
+   set; refuse if either does not verify or does not exist.
+2. Train the pilot: the recipe's training run (`flows/train_sft_dpo.py`: gate, LoRA SFT,
+   DPO). Its SFT adapter is a candidate too, which makes "without DPO" a free ablation.
+3. Train each data ablation of the recipe (`train/ablations.py`); an ablation that leaves
+   the SFT data alone reuses the pilot's SFT stage instead of training it again.
+4. Evaluate every candidate on the same gold rows (`evals/`): baselines (the base model
+   with the few-shot prompt; the base model held to the schema by constrained decoding;
+   the teacher endpoint where the recipe names one) and every fine-tune, on the target
+   set, and every model on the regression set.
+5. Judge each fine-tune (`evals/candidate_verdicts.py`) and write `report.md`,
+   `report.html` and `verdicts.json`, shown as a Prefect artifact.
+
+Everything lands in the recipe's `out` (default `runs/<build run>/preflight/`). A
+candidate's eval is kept with a fingerprint of what produced it (adapter weights, gold
+set, prompts, generation settings) and re-used on a re-run only while that still holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.embedded_model import embedded_model_dir
+from datagen.records import canonical_json
+from datagen.run_store import file_sha256, write_text_atomic
+from datagen.task import import_task
+from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
+from evals.eval_candidates import Candidate, EvalEndpoint, GenerationConfig, candidate_outputs, target_chats
+from evals.preflight_report import write_report
+from evals.regression_eval import regression_chats, score_regression_outputs
+from evals.target_eval import score_target_outputs
+from flows.recipe import load_recipe
+from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
+from gold.gold_sets import GOLD_ROOT
+from gold.verify_gold_set import LockedGoldSet, newest_locked_sets
+from train.ablations import Ablation, write_ablation_export
+
+BASE = "base few-shot"
+
+
+class PreflightRecipe(BaseModel):
+    """The whole preflight. Every field's default is the recommended value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_recipe: Path = Field(description="the pilot's training recipe (flows/train_sft_dpo.py)")
+    gold_root: Path = GOLD_ROOT
+    regression_set: str = Field("general_regression", description="the locked set that catches forgetting")
+    metric: PrimaryMetric = Field("field_accuracy", description="the per-row target metric verdicts compare")
+    regression_tolerance: float = Field(0.05, ge=0, le=1,
+                                        description="the largest regression-accuracy drop an escalated fine-tune may have")
+    constrained_baseline: bool = Field(True, description="also evaluate the base model under schema-constrained decoding")
+    teacher: EvalEndpoint | None = Field(None, description="evaluate the teacher endpoint as a baseline too")
+    generation: GenerationConfig = GenerationConfig()
+    ablations: list[Ablation] = Field(min_length=2, description="at least two: a pilot alone proves nothing")
+    out: Path | None = Field(None, description="default: the pilot's build run folder / preflight")
+
+    def pilot(self) -> TrainRecipe:
+        return load_recipe(self.train_recipe, TrainRecipe)
+
+    def out_dir(self) -> Path:
+        return self.out or self.pilot().out_dir().parent / "preflight"
+
+
+@task(cache_policy=NO_CACHE)
+def verify_gold_sets(recipe: PreflightRecipe, task_name: str) -> tuple[LockedGoldSet, LockedGoldSet]:
+    """The task's newest locked set and the regression set, each verified (or raised)."""
+    target = newest_locked_sets(recipe.gold_root, task_name)
+    if not target:
+        raise RuntimeError(f"no locked gold set of task {task_name} under {recipe.gold_root}: lock one first "
+                           "(crucible gold lock); without it no eval can say whether a fine-tune helped")
+    regression = [locked for locked in newest_locked_sets(recipe.gold_root)
+                  if locked.manifest["set"] == recipe.regression_set]
+    if not regression:
+        raise RuntimeError(f"no locked regression set {recipe.regression_set!r} under {recipe.gold_root}")
+    get_run_logger().info("gold sets verified: %s (%d rows), %s (%d rows)", target[0].name, len(target[0].rows),
+                          regression[0].name, len(regression[0].rows))
+    return target[0], regression[0]
+
+
+def train_ablation(recipe: PreflightRecipe, ablation: Ablation, pilot: TrainRecipe, pilot_out: Path) -> Path:
+    """The ablation's final adapter (it trains inside `train_sft_dpo`, a subflow)."""
+    if not ablation.changes_sft() and not ablation.dpo:
+        return pilot_out / "sft" / "adapter"  # "without DPO" is the pilot's own SFT stage
+    folder = recipe.out_dir() / "ablations" / ablation.name
+    export = folder / "export"
+    if not (export / "manifest.json").is_file():
+        write_ablation_export(ablation, pilot.export_dir(), export)
+    out = folder / "train"
+    if not ablation.changes_sft() and not (out / "sft" / "result.json").is_file():
+        shutil.copytree(pilot_out / "sft", out / "sft", dirs_exist_ok=True)  # the same rows, config and seed
+    variant = pilot.model_copy(update={
+        "export": export, "build_recipe": None, "out": out,
+        "dpo": pilot.dpo if ablation.dpo else None, "replay": ablation.replay or pilot.replay})
+    manifest = train_sft_dpo(variant)
+    return Path(manifest["final_adapter"])
+
+
+def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict]], config: GenerationConfig) -> str:
+    adapter = None if candidate.adapter is None else file_sha256(candidate.adapter / "adapter_model.safetensors")
+    facts = {"name": candidate.name, "adapter": adapter, "constrained": candidate.constrained,
+             "endpoint": candidate.endpoint.model_dump() if candidate.endpoint else None,
+             "gold": gold.manifest["sha256"], "chats": chats, "generation": config.model_dump()}
+    return hashlib.sha256(canonical_json(facts).encode()).hexdigest()
+
+
+@task(cache_policy=NO_CACHE, task_run_name="evaluate-{candidate.name}-{kind}")
+def evaluate_candidate(recipe: PreflightRecipe, candidate: Candidate, kind: str, gold: LockedGoldSet,
+                       model_dir: Path) -> list[dict]:
+    """One candidate on one gold set; per-row records, kept in `evals/<candidate>/<kind>.jsonl`."""
+    task_def = import_task(recipe.pilot().task)
+    if kind == "target":
+        chats = target_chats(task_def, candidate, [row["prompt"] for row in gold.rows])
+        max_new_tokens = recipe.generation.target_max_new_tokens
+    else:
+        chats = regression_chats(gold)
+        max_new_tokens = recipe.generation.regression_max_new_tokens
+    folder = recipe.out_dir() / "evals" / candidate.name.replace(" ", "-")
+    summary_path, rows_path = folder / f"{kind}.json", folder / f"{kind}.jsonl"
+    stamp = fingerprint(candidate, gold, chats, recipe.generation)
+    if summary_path.is_file() and json.loads(summary_path.read_text()).get("fingerprint") == stamp:
+        get_run_logger().info("%s on %s: kept from an earlier run (same fingerprint)", candidate.name, gold.name)
+        return [json.loads(line) for line in rows_path.read_text().splitlines()]
+    started = time.monotonic()
+    outputs = candidate_outputs(candidate, model_dir, chats, max_new_tokens=max_new_tokens, config=recipe.generation,
+                                schema=task_def.answer_schema if kind == "target" else None)
+    seconds = round(time.monotonic() - started, 1)
+    if kind == "target":
+        rows, summary = score_target_outputs(task_def, gold, outputs, recipe.generation.seed)
+    else:
+        rows, summary = score_regression_outputs(gold, outputs, recipe.generation.seed)
+    summary.update(candidate=candidate.name, fingerprint=stamp, generation_seconds=seconds)
+    write_text_atomic(rows_path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(summary_path, json.dumps(summary, indent=1))  # last: its presence means the eval is whole
+    get_run_logger().info("%s on %s: %d rows in %.0f s", candidate.name, gold.name, len(rows), seconds)
+    return rows
+
+
+def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict[str, Path],
+               has_dpo: bool) -> list[Candidate]:
+    found = [Candidate(BASE, "baseline", "few_shot", "the base model with the task's system prompt and few-shot turns")]
+    if recipe.constrained_baseline:
+        found.append(Candidate("base constrained", "baseline", "task",
+                               "the base model with the task's system prompt, decoding held to the answer schema",
+                               constrained=True))
+    if recipe.teacher:
+        found.append(Candidate("teacher", "baseline", "few_shot", f"the teacher {recipe.teacher.model}",
+                               endpoint=recipe.teacher))
+    if not any(not ablation.changes_sft() and not ablation.dpo for ablation in recipe.ablations):
+        found.append(Candidate("pilot SFT", "fine-tune", "trained", "the pilot's LoRA SFT adapter (no DPO)",
+                               adapter=pilot_out / "sft" / "adapter"))
+    if has_dpo:
+        found.append(Candidate("pilot SFT+DPO", "fine-tune", "trained", "the pilot: LoRA SFT, then DPO",
+                               adapter=pilot_out / "dpo" / "adapter"))
+    for ablation in recipe.ablations:
+        found.append(Candidate(f"ablation {ablation.name}", "fine-tune", "trained", ablation.description,
+                               adapter=ablation_adapters[ablation.name]))
+    return found
+
+
+@task(cache_policy=NO_CACHE)
+def report(recipe: PreflightRecipe, found: list[Candidate], scores: list[CandidateScores], task_name: str,
+           gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], fields: int) -> dict:
+    verdicts = judge_candidates(scores, base=BASE, metric=recipe.metric, fields=fields,
+                                tolerance=recipe.regression_tolerance, seed=recipe.generation.seed)
+    out = recipe.out_dir()
+    write_text_atomic(out / "verdicts.json", json.dumps(verdicts, indent=1))
+    markdown = write_report(out, task=import_task(recipe.pilot().task), candidates=found, evals=out / "evals",
+                            verdicts=verdicts, gold=gold, training=training, metric=recipe.metric,
+                            tolerance=recipe.regression_tolerance)
+    create_markdown_artifact(markdown, key="preflight-report", description=f"preflight of {task_name}")
+    return verdicts
+
+
+@flow(name="preflight")
+def preflight(recipe: PreflightRecipe) -> dict:
+    started = time.monotonic()
+    pilot = recipe.pilot()
+    task_def = import_task(pilot.task)
+    recipe.out_dir().mkdir(parents=True, exist_ok=True)
+    gold = verify_gold_sets(recipe, task_def.name)
+    pilot_manifest = train_sft_dpo(pilot)
+    pilot_out = pilot.out_dir()
+    ablation_adapters = {ablation.name: train_ablation(recipe, ablation, pilot, pilot_out)
+                         for ablation in recipe.ablations}
+    model_dir = pilot.base_model or embedded_model_dir()
+    found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
+    scores = []
+    for candidate in found:
+        target_rows = evaluate_candidate(recipe, candidate, "target", gold[0], model_dir)
+        if candidate.role == "fine-tune" or candidate.name == BASE:
+            regression_rows = evaluate_candidate(recipe, candidate, "regression", gold[1], model_dir)
+        else:
+            regression_rows = None  # a decoding constraint or another model: not the weights under test
+        scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
+    training = {"pilot": pilot_out, **{name: recipe.out_dir() / "ablations" / name / "train"
+                                       for name in ablation_adapters
+                                       if (recipe.out_dir() / "ablations" / name / "train").is_dir()}}
+    verdicts = report(recipe, found, scores, task_def.name, gold, training, len(task_def.answer_schema.model_fields))
+    summary = {"out": str(recipe.out_dir()), "report": str(recipe.out_dir() / "report.html"), "verdicts": verdicts,
+               "pilot": pilot_manifest.get("final_adapter"), "wall_seconds": round(time.monotonic() - started, 1)}
+    write_text_atomic(recipe.out_dir() / "preflight.json", json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", type=Path, required=True)
+    args = parser.parse_args(argv)
+    summary = preflight(load_recipe(args.recipe, PreflightRecipe))
+    print()
+    for name, verdict in summary["verdicts"].items():
+        print(f"{name}: {verdict['verdict']}")
+        for reason in verdict["reasons"]:
+            print(f"    {reason}")
+    print(f"\nreport: {summary['report']}\n        {Path(summary['out']) / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Data ablations select rows by their provenance in the build's own stage tables, write a
+whole export beside a manifest, and refuse a selection that leaves nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from datagen.run_store import RunStore
+from train.ablations import DPO_FILE, SFT_FILE, Ablation, write_ablation_export
+
+TEMPLATE, TEACHER = "datagen.sft_examples.reference_answer@1", "datagen.teacher.verified_answer@1"
+
+
+def build_run(root: Path) -> Path:
+    """A finished build's `sft` and `pairs` stages and its export, as the build flow leaves them."""
+    store = RunStore(root, "demo-run")
+    store.write_stage("sft", {"part": pl.DataFrame({"id": ["s1", "s2", "s3", "s4"],
+                                                     "source": [TEMPLATE, TEACHER, TEMPLATE, TEACHER]})}, {}, [])
+    store.write_stage("pairs", {"part": pl.DataFrame({"id": ["p1", "p2", "p3"],
+                                                       "strategy": ["axis_targeted", "teacher_vs_student",
+                                                                    "axis_targeted"]})}, {}, [])
+    export = store.run_dir / "export"
+    for name, ids in ((SFT_FILE, ["s1", "s2", "s3", "s4"]), (DPO_FILE, ["p1", "p2", "p3"])):
+        (export / name).parent.mkdir(parents=True, exist_ok=True)
+        (export / name).write_text("".join(json.dumps({"id": row_id}) + "\n" for row_id in ids))
+    return export
+
+
+def ids(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+def test_rows_are_kept_by_source_and_pairs_by_strategy(tmp_path):
+    export = build_run(tmp_path / "runs")
+    ablation = Ablation(name="templates", description="templates only", sft_sources=["datagen.sft_examples"],
+                        pair_strategies=["axis_targeted"])
+    out = write_ablation_export(ablation, export, tmp_path / "ablation")
+    assert ids(out / SFT_FILE) == ["s1", "s3"]
+    assert ids(out / DPO_FILE) == ["p1", "p3"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == {"sft": 2, "dpo": 2} and manifest["parent_export"] == str(export)
+    assert manifest["ablation"]["sft_sources"] == ["datagen.sft_examples"]
+
+
+def test_a_share_is_a_seeded_sample_and_no_dpo_writes_no_pairs(tmp_path):
+    export = build_run(tmp_path / "runs")
+    half = Ablation(name="half", description="half", sft_share=0.5, dpo=False)
+    first = ids(write_ablation_export(half, export, tmp_path / "a") / SFT_FILE)
+    assert len(first) == 2 and first == ids(write_ablation_export(half, export, tmp_path / "b") / SFT_FILE)
+    assert ids(tmp_path / "a" / DPO_FILE) == []
+    assert half.changes_sft() and not Ablation(name="x", description="y", dpo=False).changes_sft()
+
+
+def test_a_selection_that_keeps_nothing_or_an_export_without_provenance_is_refused(tmp_path):
+    export = build_run(tmp_path / "runs")
+    with pytest.raises(ValueError, match="ablation none: no SFT row of .* has a source in"):
+        write_ablation_export(Ablation(name="none", description="x", sft_sources=["elsewhere"]), export, tmp_path / "a")
+    assert not (tmp_path / "a" / "manifest.json").exists()
+    plain = tmp_path / "plain" / "export"
+    (plain / "trl_sft").mkdir(parents=True)
+    (plain / SFT_FILE).write_text('{"id": "s1"}\n')
+    with pytest.raises(ValueError, match="not a crucible build's export"):
+        write_ablation_export(Ablation(name="t", description="x", sft_sources=["a"]), plain, tmp_path / "b")
+    with pytest.raises(ValueError, match="name"):
+        Ablation(name="Bad Name", description="x")

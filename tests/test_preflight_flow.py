@@ -1,0 +1,128 @@
+"""The preflight, run as a real Prefect flow on a tiny model: gold verified, the pilot and
+two ablations trained, every candidate evaluated on the same gold rows, one verdict per
+fine-tune, the report written and shown as an artifact, and a re-run that redoes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from datagen.task import parse_json_answer
+from datagen.tasks.support_triage import TASK
+from flows.preflight import PreflightRecipe, preflight
+from tests.locked_gold import lock_gold_rows
+from tests.train_exports import GOLD_ANSWER, write_export
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+REGRESSION = [("What is 7 + 5? Reply with the number only.", {"answer": "12", "match": "number", "skill": "arithmetic"}),
+              ("What is the capital of France?", {"answer": "Paris", "match": "contains", "skill": "capitals"})]
+TICKETS = [("My blender from order A-204518 arrived with a cracked jug, I want a replacement please.", GOLD_ANSWER),
+           ("Does the standing desk come with a cable tray?",
+            {"category": "product_question", "priority": "low", "order_id": None, "product": "standing desk",
+             "needs_human": False, "summary": "Customer asks whether the standing desk includes a cable tray."})]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls on a shared 2-core machine (tests/test_train.py)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_recipes(tmp_path: Path, tiny_model: Path, gold_root: Path) -> Path:
+    export = write_export(tmp_path / "export", TASK.generate(12, 7))
+    train = {"export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
+             "contamination_gate": {"gold_root": str(gold_root), "audit": {"methods": ["exact", "ngram", "minhash"]}},
+             "sft": {"max_steps": 2, "batch_size": 4, "max_length": 512, "learning_rate": 1e-2},
+             "dpo": {"max_steps": 1, "batch_size": 4, "max_length": 512}}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    recipe = {"train_recipe": str(tmp_path / "train.yaml"), "gold_root": str(gold_root),
+              "out": str(tmp_path / "preflight"),
+              "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4},
+              "ablations": [{"name": "no-dpo", "description": "without DPO", "dpo": False},
+                            {"name": "half", "description": "half the SFT rows", "sft_share": 0.5, "dpo": False}]}
+    (tmp_path / "preflight.yaml").write_text(yaml.safe_dump(recipe))
+    return tmp_path / "preflight.yaml"
+
+
+def load(path: Path) -> PreflightRecipe:
+    from flows.recipe import load_recipe
+
+    return load_recipe(path, PreflightRecipe)
+
+
+def test_the_preflight_compares_baselines_pilot_and_ablations_on_the_gold_rows(tmp_path, tiny_model):
+    gold_root = tmp_path / "gold" / "sets"
+    lock_gold_rows(gold_root, "triage", "datagen.tasks.support_triage:TASK", TICKETS)
+    lock_gold_rows(gold_root, "general_regression", "gold.regression_schema:GENERAL_REGRESSION", REGRESSION)
+    summary = preflight(load(write_recipes(tmp_path, tiny_model, gold_root)))
+
+    out = tmp_path / "preflight"
+    evals = out / "evals"
+    assert sorted(path.name for path in evals.iterdir()) == [
+        "ablation-half", "ablation-no-dpo", "base-constrained", "base-few-shot", "pilot-SFT+DPO"]
+    for name in ("base-few-shot", "pilot-SFT+DPO", "ablation-no-dpo", "ablation-half"):
+        assert len((evals / name / "regression.jsonl").read_text().splitlines()) == 2
+    assert not (evals / "base-constrained" / "regression.json").exists()  # a decoding rule, not new weights
+    for name in ("base-few-shot", "base-constrained", "pilot-SFT+DPO"):
+        target = json.loads((evals / name / "target.json").read_text())
+        assert target["rows"] == 2 and target["gold_set"]["set"] == "triage/v1"
+    # The grammar holds even a random model to the schema's object, key by key.
+    for row in map(json.loads, (evals / "base-constrained" / "target.jsonl").read_text().splitlines()):
+        assert row["output"].startswith('{"category":'), row["output"]
+        assert parse_json_answer(row["output"]) is None  # 8 tokens cannot finish the object
+
+    # "without DPO" is the pilot's own SFT adapter; "half" trained on 6 of the 12 rows.
+    assert not (out / "ablations" / "no-dpo").exists()
+    half = json.loads((out / "ablations" / "half" / "train" / "manifest.json").read_text())
+    assert half["rows"] == {"sft": 6, "dpo": 0} and half["dpo"] is None
+
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert set(verdicts) == {"pilot SFT+DPO", "ablation no-dpo", "ablation half"} == set(summary["verdicts"])
+    for verdict in verdicts.values():
+        assert verdict["verdict"] in {"escalate", "trade-off", "do not escalate"}
+        assert len(verdict["reasons"]) == 3 and verdict["metric"] == "field_accuracy"
+    report = (out / "report.md").read_text()
+    assert "| model | JSON parses | schema-valid | exact match | category macro-F1 |" in report
+    for name in ("base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo", "ablation half"):
+        assert f"| {name} |" in report
+    assert report.count("![") == 4  # field accuracy, validity by length, two training runs' losses
+    html = (out / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 4 and "<table>" in html
+    assert asyncio.run(_artifact_keys()) >= {"preflight-report"}
+
+    # A re-run trains and generates nothing: every eval's fingerprint still holds.
+    stamps = {path: path.stat().st_mtime_ns for path in evals.rglob("*.jsonl")}
+    preflight(load(tmp_path / "preflight.yaml"))
+    assert {path: path.stat().st_mtime_ns for path in evals.rglob("*.jsonl")} == stamps
+
+
+async def _artifact_keys() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return {artifact.key for artifact in await client.read_artifacts()}
+
+
+def test_without_a_locked_regression_set_nothing_is_trained(tmp_path, tiny_model):
+    gold_root = tmp_path / "gold" / "sets"
+    lock_gold_rows(gold_root, "triage", "datagen.tasks.support_triage:TASK", TICKETS)
+    with pytest.raises(RuntimeError, match="no locked regression set 'general_regression'"):
+        preflight(load(write_recipes(tmp_path, tiny_model, gold_root)))
+    assert not (tmp_path / "train").exists()
+
+
+def test_a_recipe_with_one_ablation_is_refused_naming_the_field(tmp_path):
+    from flows.recipe import RecipeError, load_recipe
+
+    path = tmp_path / "preflight.yaml"
+    path.write_text(yaml.safe_dump({"train_recipe": "train.yaml", "ablations": [{"name": "x", "description": "y"}]}))
+    with pytest.raises(RecipeError, match=r"preflight.yaml: ablations: List should have at least 2 items"):
+        load_recipe(path, PreflightRecipe)
