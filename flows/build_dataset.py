@@ -125,8 +125,12 @@ class BuildDatasetRecipe(BaseModel):
         return import_task(self.task)
 
     def default_run_id(self) -> str:
-        digest = hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
-        return f"{self.load_task().name}-{digest[:12]}"
+        # The task's version is part of the intent: a changed prompt or schema is a new run,
+        # not a resumed one.
+        task = self.load_task()
+        intent = {"recipe": self.model_dump(mode="json"), "task_version": task.version}
+        digest = hashlib.sha256(canonical_json(intent).encode()).hexdigest()
+        return f"{task.name}-{digest[:12]}"
 
 
 # ---- tasks: each reads its inputs from the run store and writes one stage ----------

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
 
     train = commands.add_parser("train", help="LoRA SFT then DPO on an export, behind the gold gate")
     train.add_argument("--recipe", type=Path, required=True)
+    preflight = commands.add_parser(
+        "preflight", help="baselines, pilot, ablations, evals on the locked gold sets, one verdict per fine-tune")
+    preflight.add_argument("--recipe", type=Path, required=True)
 
     commands.add_parser(
         "prepare-model", help="convert the embedded SmolLM2 GGUF into a cached trainable checkpoint"
@@ -37,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from flows.train_sft_dpo import main as train_main
 
         return train_main(["--recipe", str(args.recipe)])
+    if args.command == "preflight":
+        from flows.preflight import main as preflight_main
+
+        return preflight_main(["--recipe", str(args.recipe)])
     if args.command == "prepare-model":
         from datagen.embedded_model import embedded_model_dir
 

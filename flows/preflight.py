@@ -40,6 +40,7 @@ from datagen.records import canonical_json
 from datagen.run_store import file_sha256, write_text_atomic
 from datagen.task import import_task
 from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
+from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings
 from evals.eval_candidates import Candidate, EvalEndpoint, GenerationConfig, candidate_outputs, target_chats
 from evals.preflight_report import write_report
 from evals.regression_eval import regression_chats, score_regression_outputs
@@ -111,9 +112,11 @@ def train_ablation(recipe: PreflightRecipe, ablation: Ablation, pilot: TrainReci
     return Path(manifest["final_adapter"])
 
 
-def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict]], config: GenerationConfig) -> str:
+def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict]], config: GenerationConfig,
+                schema: type[BaseModel] | None) -> str:
     adapter = None if candidate.adapter is None else file_sha256(candidate.adapter / "adapter_model.safetensors")
-    facts = {"name": candidate.name, "adapter": adapter, "constrained": candidate.constrained,
+    grammar = bounded_strings(schema.model_json_schema(), MAX_STRING_CHARS) if candidate.constrained and schema else None
+    facts = {"name": candidate.name, "adapter": adapter, "grammar": grammar,
              "endpoint": candidate.endpoint.model_dump() if candidate.endpoint else None,
              "gold": gold.manifest["sha256"], "chats": chats, "generation": config.model_dump()}
     return hashlib.sha256(canonical_json(facts).encode()).hexdigest()
@@ -132,13 +135,14 @@ def evaluate_candidate(recipe: PreflightRecipe, candidate: Candidate, kind: str,
         max_new_tokens = recipe.generation.regression_max_new_tokens
     folder = recipe.out_dir() / "evals" / candidate.name.replace(" ", "-")
     summary_path, rows_path = folder / f"{kind}.json", folder / f"{kind}.jsonl"
-    stamp = fingerprint(candidate, gold, chats, recipe.generation)
+    schema = task_def.answer_schema if kind == "target" else None
+    stamp = fingerprint(candidate, gold, chats, recipe.generation, schema)
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("fingerprint") == stamp:
         get_run_logger().info("%s on %s: kept from an earlier run (same fingerprint)", candidate.name, gold.name)
         return [json.loads(line) for line in rows_path.read_text().splitlines()]
     started = time.monotonic()
     outputs = candidate_outputs(candidate, model_dir, chats, max_new_tokens=max_new_tokens, config=recipe.generation,
-                                schema=task_def.answer_schema if kind == "target" else None)
+                                schema=schema)
     seconds = round(time.monotonic() - started, 1)
     if kind == "target":
         rows, summary = score_target_outputs(task_def, gold, outputs, recipe.generation.seed)

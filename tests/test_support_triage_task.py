@@ -100,6 +100,13 @@ def test_training_messages_have_no_few_shot_but_teacher_messages_do():
         assert schema_errors(TriageAnswer, shot[1]) == []
 
 
+def test_training_rows_carry_the_short_trained_system_prompt():
+    trained = TASK.messages("hi", few_shot=False, trained=True)
+    assert trained == [{"role": "system", "content": TASK.trained_system_prompt}, {"role": "user", "content": "hi"}]
+    assert len(TASK.trained_system_prompt) < len(TASK.system_prompt) / 2
+    assert TASK.system_prompts == (TASK.system_prompt, TASK.trained_system_prompt)  # both accepted on import
+
+
 def test_every_generated_label_passes_every_answer_filter():
     """The text-quality filters (refusal, repetition, language) must not reject a right
     answer: rendered references of 120 generated tickets all pass."""

@@ -67,10 +67,14 @@ plain product question. Otherwise normal.
 billing_error or damaged_item, or the customer asks for a person; otherwise false.
 - "summary": one sentence of at most 20 words."""
 
-# The fine-tuned model's system turn: the keys, not the rules, which it learns from the rows.
+# The fine-tuned model's system turn: the keys and their allowed values, not the rules,
+# which it learns from the rows. (With the keys alone, 15 SFT steps taught the JSON
+# format, 39 of 40 gold rows parsing, but categories were invented: 4 of 40 valid.)
 TRAINED_SYSTEM_PROMPT = (
-    "Triage the customer-support ticket. Reply with one JSON object with the keys category, "
-    "priority, order_id, product, needs_human and summary."
+    "Triage the customer-support ticket. Reply with one JSON object with the keys category "
+    "(shipping_delay, refund_request, damaged_item, wrong_item, account_access, billing_error, "
+    "product_question or cancellation), priority (low, normal, high or urgent), order_id (or null), "
+    "product (or null), needs_human (true or false) and summary (at most 20 words)."
 )
 
 FEW_SHOT = (
@@ -136,7 +140,7 @@ def compare_answer(answer: dict, reference: dict) -> list[str]:
 
 TASK = Task(
     name="support_triage",
-    version="1",
+    version="2",  # 2: training rows carry TRAINED_SYSTEM_PROMPT
     answer_schema=TriageAnswer,
     system_prompt=SYSTEM_PROMPT,
     trained_system_prompt=TRAINED_SYSTEM_PROMPT,
