@@ -43,7 +43,7 @@ def generate_in_process(model_dir: Path, chats: list[list[dict]], *, adapter: Pa
 
     The prompt prefix every chat shares (a long system prompt, few-shot turns) is computed
     once and its key/value cache reused by every batch: with the demo's few-shot prompt that
-    is ~530 of ~600 tokens a row, most of the prefill. Each row's own tokens follow the
+    is 549 of the ~570 tokens of a row, most of the prefill. Each row's own tokens follow the
     prefix after padding, which the attention mask hides and the position ids skip, so the
     model sees exactly the unpadded prompt.
     """

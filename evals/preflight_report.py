@@ -129,9 +129,13 @@ def _training_rows(training: dict[str, Path]) -> list[list[str]]:
             if stage == "dpo":
                 first = (figures.get("first_step") or {}).get("loss")
                 last = (figures.get("last_step") or {}).get("loss")
-            rows.append([run, stage, str(figures.get("rows", "–")), str(figures.get("steps", "–")),
+            count = figures.get("rows", "–")
+            if isinstance(count, dict):  # SFT: {"train": 37, "held_out": 3, "set_aside": [...]}
+                count = f"{count['train']} (+{count['held_out']} held out)"
+            seconds = figures.get("train_seconds")
+            rows.append([run, stage, str(count), str(figures.get("steps", "–")),
                          f"{first:.3f} → {last:.3f}" if first is not None and last is not None else "–",
-                         str(figures.get("tokens_per_second", "–")), str(figures.get("train_seconds", "–"))])
+                         str(figures.get("tokens_per_second", "–")), "–" if seconds is None else f"{seconds:.0f}"])
     return rows
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,8 @@ def test_the_preflight_compares_baselines_pilot_and_ablations_on_the_gold_rows(t
     for name in ("base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo", "ablation half"):
         assert f"| {name} |" in report
     assert report.count("![") == 4  # field accuracy, validity by length, two training runs' losses
+    assert re.search(r"\| pilot \| sft \| \d+ \(\+\d+ held out\) \| 2 \| \d+\.\d{3} → \d+\.\d{3} \|", report)
+    assert re.search(r"\| half \| sft \| \d+ \(\+\d+ held out\) \| 2 \|", report)
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 4 and "<table>" in html
     assert asyncio.run(_artifact_keys()) >= {"preflight-report"}
