@@ -17,6 +17,18 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models' matmuls are too small to share between threads: on a busy 2-core
+    machine each op waited ~8 ms for the second thread (0.1 ms on one)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
     from datagen.embedded_model import embedded_model_dir

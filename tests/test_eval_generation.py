@@ -9,15 +9,9 @@ import torch
 from evals.generation import generate_in_process, generate_over_api
 from tests.scripted_teacher import ScriptedTeacher
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CHATS = [[{"role": "user", "content": f"Ticket {i}: my lamp {'broke' * (i % 3 + 1)}"}] for i in range(5)]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def no_newlines():

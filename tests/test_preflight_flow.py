@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from datagen.task import parse_json_answer
@@ -19,7 +18,7 @@ from flows.preflight import PreflightRecipe, preflight
 from tests.locked_gold import lock_gold_rows
 from tests.train_exports import GOLD_ANSWER, write_export
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 REGRESSION = [("What is 7 + 5? Reply with the number only.", {"answer": "12", "match": "number", "skill": "arithmetic"}),
               ("What is the capital of France?", {"answer": "Paris", "match": "contains", "skill": "capitals"})]
@@ -27,14 +26,6 @@ TICKETS = [("My blender from order A-204518 arrived with a cracked jug, I want a
            ("Does the standing desk come with a cable tray?",
             {"category": "product_question", "priority": "low", "order_id": None, "product": "standing desk",
              "needs_human": False, "summary": "Customer asks whether the standing desk includes a cable tray."})]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls on a shared 2-core machine (tests/test_train.py)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_recipes(tmp_path: Path, tiny_model: Path, gold_root: Path) -> Path:

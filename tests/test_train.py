@@ -16,6 +16,8 @@ from train.dpo import DPOStageConfig, HandOffCheck, HandOffError, run_dpo
 from train.loss_masks import LossMaskError, check_loss_masks, mask_sample, supervised_text
 from train.sft import SFTStageConfig, run_sft, set_aside_long_rows, split_held_out
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TWO_TURNS = [
     {"role": "system", "content": "Reply in JSON."},
     {"role": "user", "content": "Hi"},
@@ -40,16 +42,6 @@ PREFERENCE_ROWS = [
      "rejected": [{"role": "assistant", "content": f"It is {NUMBERS[n]}."}]}
     for n in range(12)
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model's matmuls are too small to share between threads: on a busy 2-core
-    machine each op waited ~8 ms for the second thread (0.1 ms on one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

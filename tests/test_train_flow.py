@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from datagen.tasks.support_triage import TASK
 from evals.contamination_gate import ContaminationError
@@ -18,18 +17,9 @@ from gold.verify_gold_set import GoldSetTampered
 from tests.locked_gold import lock_gold_rows
 from tests.train_exports import GOLD_ANSWER, write_export
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
 
 GOLD_TICKET = "My blender from order A-204518 arrived with a cracked jug, I want a replacement please."
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny matmuls on a shared 2-core machine wait on the second thread (tests/test_train.py).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def recipe(tmp_path: Path, tiny_model: Path, export: Path, **overrides) -> TrainRecipe:
