@@ -74,8 +74,8 @@ class PreflightRecipe(BaseModel):
     def pilot(self) -> TrainRecipe:
         return load_recipe(self.train_recipe, TrainRecipe)
 
-    def out_dir(self) -> Path:
-        return self.out or self.pilot().out_dir().parent / "preflight"
+    def out_dir(self, pilot: TrainRecipe) -> Path:
+        return self.out or pilot.out_dir().parent / "preflight"
 
 
 @task(cache_policy=NO_CACHE)
@@ -94,11 +94,8 @@ def verify_gold_sets(recipe: PreflightRecipe, task_name: str) -> tuple[LockedGol
     return target[0], regression[0]
 
 
-def train_ablation(recipe: PreflightRecipe, ablation: Ablation, pilot: TrainRecipe, pilot_out: Path) -> Path:
-    """The ablation's final adapter (it trains inside `train_sft_dpo`, a subflow)."""
-    if not ablation.changes_sft() and not ablation.dpo:
-        return pilot_out / "sft" / "adapter"  # "without DPO" is the pilot's own SFT stage
-    folder = recipe.out_dir() / "ablations" / ablation.name
+def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, folder: Path) -> Path:
+    """The ablation's final adapter (it trains inside `train_sft_dpo`, a subflow, in `folder`/train)."""
     export = folder / "export"
     if not (export / "manifest.json").is_file():
         write_ablation_export(ablation, pilot.export_dir(), export)
@@ -124,16 +121,16 @@ def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{candidate.name}-{kind}")
 def evaluate_candidate(recipe: PreflightRecipe, candidate: Candidate, kind: str, gold: LockedGoldSet,
-                       model_dir: Path) -> list[dict]:
-    """One candidate on one gold set; per-row records, kept in `evals/<candidate>/<kind>.jsonl`."""
-    task_def = import_task(recipe.pilot().task)
+                       model_dir: Path, task_path: str, out: Path) -> list[dict]:
+    """One candidate on one gold set; per-row records, kept in `<out>/evals/<candidate>/<kind>.jsonl`."""
+    task_def = import_task(task_path)
     if kind == "target":
         chats = target_chats(task_def, candidate, [row["prompt"] for row in gold.rows])
         max_new_tokens = recipe.generation.target_max_new_tokens
     else:
         chats = regression_chats(gold)
         max_new_tokens = recipe.generation.regression_max_new_tokens
-    folder = recipe.out_dir() / "evals" / candidate.name.replace(" ", "-")
+    folder = out / "evals" / candidate.name.replace(" ", "-")
     summary_path, rows_path = folder / f"{kind}.json", folder / f"{kind}.jsonl"
     schema = task_def.answer_schema if kind == "target" else None
     stamp = fingerprint(candidate, gold, chats, recipe.generation, schema)
@@ -165,7 +162,7 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
     if recipe.teacher:
         found.append(Candidate("teacher", "baseline", "few_shot", f"the teacher {recipe.teacher.model}",
                                endpoint=recipe.teacher))
-    if not any(not ablation.changes_sft() and not ablation.dpo for ablation in recipe.ablations):
+    if not any(ablation.is_pilot_sft() for ablation in recipe.ablations):
         found.append(Candidate("pilot SFT", "fine-tune", "trained", "the pilot's LoRA SFT adapter (no DPO)",
                                adapter=pilot_out / "sft" / "adapter"))
     if has_dpo:
@@ -178,47 +175,50 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
 
 
 @task(cache_policy=NO_CACHE)
-def report(recipe: PreflightRecipe, found: list[Candidate], scores: list[CandidateScores], task_name: str,
-           gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], fields: int) -> dict:
-    verdicts = judge_candidates(scores, base=BASE, metric=recipe.metric, fields=fields,
+def report(recipe: PreflightRecipe, found: list[Candidate], scores: list[CandidateScores], task_path: str,
+           gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], out: Path) -> dict:
+    task_def = import_task(task_path)
+    verdicts = judge_candidates(scores, base=BASE, metric=recipe.metric, fields=len(task_def.answer_schema.model_fields),
                                 tolerance=recipe.regression_tolerance, seed=recipe.generation.seed)
-    out = recipe.out_dir()
     write_text_atomic(out / "verdicts.json", json.dumps(verdicts, indent=1))
-    markdown = write_report(out, task=import_task(recipe.pilot().task), candidates=found, evals=out / "evals",
+    markdown = write_report(out, task=task_def, candidates=found, evals=out / "evals",
                             verdicts=verdicts, gold=gold, training=training, metric=recipe.metric,
                             tolerance=recipe.regression_tolerance)
-    create_markdown_artifact(markdown, key="preflight-report", description=f"preflight of {task_name}")
+    create_markdown_artifact(markdown, key="preflight-report", description=f"preflight of {task_def.name}")
     return verdicts
 
 
 @flow(name="preflight")
 def preflight(recipe: PreflightRecipe) -> dict:
     started = time.monotonic()
-    pilot = recipe.pilot()
-    task_def = import_task(pilot.task)
-    recipe.out_dir().mkdir(parents=True, exist_ok=True)
-    gold = verify_gold_sets(recipe, task_def.name)
+    pilot = recipe.pilot()  # the recipe files are read once: every path below derives from them
+    out = recipe.out_dir(pilot)
+    out.mkdir(parents=True, exist_ok=True)
+    gold = verify_gold_sets(recipe, import_task(pilot.task).name)
     pilot_manifest = train_sft_dpo(pilot)
     pilot_out = pilot.out_dir()
-    ablation_adapters = {ablation.name: train_ablation(recipe, ablation, pilot, pilot_out)
-                         for ablation in recipe.ablations}
+    ablation_adapters, training = {}, {"pilot": pilot_out}
+    for ablation in recipe.ablations:
+        if ablation.is_pilot_sft():
+            ablation_adapters[ablation.name] = pilot_out / "sft" / "adapter"
+            continue
+        folder = out / "ablations" / ablation.name
+        ablation_adapters[ablation.name] = train_ablation(ablation, pilot, pilot_out, folder)
+        training[ablation.name] = folder / "train"
     model_dir = pilot.base_model or embedded_model_dir()
     found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
     scores = []
     for candidate in found:
-        target_rows = evaluate_candidate(recipe, candidate, "target", gold[0], model_dir)
+        target_rows = evaluate_candidate(recipe, candidate, "target", gold[0], model_dir, pilot.task, out)
         if candidate.role == "fine-tune" or candidate.name == BASE:
-            regression_rows = evaluate_candidate(recipe, candidate, "regression", gold[1], model_dir)
+            regression_rows = evaluate_candidate(recipe, candidate, "regression", gold[1], model_dir, pilot.task, out)
         else:
             regression_rows = None  # a decoding constraint or another model: not the weights under test
         scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
-    training = {"pilot": pilot_out, **{name: recipe.out_dir() / "ablations" / name / "train"
-                                       for name in ablation_adapters
-                                       if (recipe.out_dir() / "ablations" / name / "train").is_dir()}}
-    verdicts = report(recipe, found, scores, task_def.name, gold, training, len(task_def.answer_schema.model_fields))
-    summary = {"out": str(recipe.out_dir()), "report": str(recipe.out_dir() / "report.html"), "verdicts": verdicts,
+    verdicts = report(recipe, found, scores, pilot.task, gold, training, out)
+    summary = {"out": str(out), "report": str(out / "report.html"), "verdicts": verdicts,
                "pilot": pilot_manifest.get("final_adapter"), "wall_seconds": round(time.monotonic() - started, 1)}
-    write_text_atomic(recipe.out_dir() / "preflight.json", json.dumps(summary, indent=1, default=str))
+    write_text_atomic(out / "preflight.json", json.dumps(summary, indent=1, default=str))
     return summary
 
 

@@ -50,6 +50,10 @@ class Ablation(BaseModel):
         """Whether its SFT stage differs from the pilot's (if not, the pilot's is reused)."""
         return self.sft_sources is not None or self.sft_share is not None or self.replay is not None
 
+    def is_pilot_sft(self) -> bool:
+        """"Without DPO" and nothing else: the pilot's own SFT adapter, nothing to train."""
+        return not self.changes_sft() and not self.dpo
+
 
 def read_export_rows(path: Path) -> list[dict]:
     if not path.is_file():
