@@ -72,7 +72,7 @@ def dpo_conversations(pairs: list[PreferencePair], task: Task) -> pl.DataFrame:
 def alpaca_rows(rows: list[Example], task: Task) -> pl.DataFrame:
     return pl.DataFrame(
         [
-            {"id": r.id, "instruction": task.system_prompts[-1], "input": r.prompt, "output": r.response}
+            {"id": r.id, "instruction": task.training_system_prompt, "input": r.prompt, "output": r.response}
             for r in rows
         ],
         schema={"id": pl.String, "instruction": pl.String, "input": pl.String, "output": pl.String},
@@ -85,7 +85,7 @@ def sharegpt_rows(rows: list[Example], task: Task) -> pl.DataFrame:
             {
                 "id": r.id,
                 "conversations": [
-                    {"from": "system", "value": task.system_prompts[-1]},
+                    {"from": "system", "value": task.training_system_prompt},
                     {"from": "human", "value": r.prompt},
                     {"from": "gpt", "value": r.response},
                 ],

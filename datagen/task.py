@@ -53,9 +53,14 @@ class Task:
     trained_system_prompt: str = ""
 
     @property
+    def training_system_prompt(self) -> str:
+        """The system turn of training rows and trained models."""
+        return self.trained_system_prompt or self.system_prompt
+
+    @property
     def system_prompts(self) -> tuple[str, ...]:
         """Every system turn this task's rows may carry."""
-        return tuple(dict.fromkeys(p for p in (self.system_prompt, self.trained_system_prompt) if p))
+        return tuple(dict.fromkeys((self.system_prompt, self.training_system_prompt)))
 
     def render_answer(self, answer: dict) -> str:
         """An answer as the model should write it: JSON in schema field order, the same
@@ -75,8 +80,7 @@ class Task:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
         because the fine-tuned model must produce the format without them. `trained`: the
         chat of a training row or a trained model, with `trained_system_prompt`."""
-        system = self.trained_system_prompt if trained and self.trained_system_prompt else self.system_prompt
-        chat = [{"role": "system", "content": system}]
+        chat = [{"role": "system", "content": self.training_system_prompt if trained else self.system_prompt}]
         if few_shot:
             chat += [dict(turn) for turn in self._few_shot_turns]
         chat.append({"role": "user", "content": prompt})

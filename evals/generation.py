@@ -1,8 +1,9 @@
 """Model outputs for evals: batched and deterministic.
 
 In-process (`generate_in_process`): transformers on this machine, the base model or the
-base plus a LoRA adapter through peft, greedy decoding, prompts left-padded in batches,
-the chat template the adapter was trained with (saved beside it). Greedy decoding with
+base plus a LoRA adapter through peft, greedy decoding, prompts of similar length
+batched together (the prefix all share computed once), the chat template the adapter was
+trained with (saved beside it). Greedy decoding with
 no sampling makes the outputs a function of the model and the prompts: the same eval run
 twice gives the same rows.
 
