@@ -67,6 +67,11 @@ class Candidate:
     constrained: bool = False
     endpoint: EvalEndpoint | None = None
 
+    @property
+    def folder(self) -> str:
+        """Its evals' folder name under the preflight's `evals/`."""
+        return self.name.replace(" ", "-")
+
 
 def target_chats(task, candidate: Candidate, prompts: list[str]) -> list[list[dict]]:
     return [task.messages(prompt, few_shot=candidate.prompt == "few_shot", trained=candidate.prompt == "trained")

@@ -146,7 +146,7 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
     fields = list(task.answer_schema.model_fields)
     target, regression, target_rows = {}, {}, {}
     for candidate in candidates:
-        folder = evals / candidate.name.replace(" ", "-")
+        folder = evals / candidate.folder
         target[candidate.name], target_rows[candidate.name] = _read(folder, "target")
         regression[candidate.name] = _read(folder, "regression")[0]
     enum_field = next(iter(next(iter(target.values()))["macro_f1"]), None)

@@ -130,7 +130,7 @@ def evaluate_candidate(recipe: PreflightRecipe, candidate: Candidate, kind: str,
     else:
         chats = regression_chats(gold)
         max_new_tokens = recipe.generation.regression_max_new_tokens
-    folder = out / "evals" / candidate.name.replace(" ", "-")
+    folder = out / "evals" / candidate.folder
     summary_path, rows_path = folder / f"{kind}.json", folder / f"{kind}.jsonl"
     schema = task_def.answer_schema if kind == "target" else None
     stamp = fingerprint(candidate, gold, chats, recipe.generation, schema)
