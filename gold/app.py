@@ -8,41 +8,71 @@ script drives labeling. Every page and call needs a session cookie from `/login`
 
 Rules live in `labeling_store.py`; this file maps its refusals to HTTP: NotFound 404,
 NotAllowed 403, StateConflict and StaleEdit 409 (the latter with `yours` and `theirs`),
-InvalidLabel 422 with one error per field, a bad set name 404. The session cookie is
-HttpOnly and SameSite=Strict, so another site cannot make a browser save labels.
+InvalidLabel 422 with one error per field, a bad set name or record id 404. The session
+cookie is HttpOnly and SameSite=Strict, so another site cannot make a browser save
+labels, and Secure when the page is served over HTTPS (`https`: its own TLS, or a TLS
+proxy in front). Failed logins are throttled and audited (`login_throttle.py`);
+cross-origin changes and oversized bodies are refused (`request_guards.py`); every
+response carries a strict Content-Security-Policy (`security_headers.py`).
 """
 
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterator
 
-from fastapi import Depends, FastAPI, Form, Request
+import anyio
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException
 
 from gold.agreement import agreement
 from gold.gold_sets import GUIDELINES, GoldSetError, form_fields, set_dir
 from gold.labeling_store import (
-    InvalidLabel, LabelingStore, NotAllowed, NotFound, StaleEdit, StateConflict, User,
+    MAX_ROW_ID, InvalidLabel, LabelingStore, NotAllowed, NotFound, StaleEdit, StateConflict, User,
 )
-from gold.people import log_in, log_out, session_user
+from gold.login_throttle import LockedOut, LoginThrottle, SecretCheckSlots, ServerBusy
+from gold.people import log_failed_login, log_in, log_out, session_user
+from gold.request_guards import BodyLimit, SameOriginChanges
+from gold.security_headers import SecurityHeaders
 
 COOKIE = "crucible_gold_session"
 _HERE = Path(__file__).parent
+# A query naming a record (`?after=`, `?record=`) must fit SQLite's INTEGER (422 if not);
+# the id in a path is the store's to check, and any id that names no record is a 404.
+AFTER_RECORD = Query(0, ge=0, le=MAX_ROW_ID)
+ONE_RECORD = Query(None, ge=1, le=MAX_ROW_ID)
 
 
 class NotLoggedIn(Exception):
     pass
 
 
-class LabelSave(BaseModel):
+class ApiBody(BaseModel):
+    """A request body: no unknown fields, and storable as JSON text. Python's JSON reader
+    accepts NaN, 1e999 and lone surrogates ("\\ud800"); SQLite cannot store the last and
+    no JSON answer can carry the others, so they are a 422 here, not a 500 later."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _storable(self) -> ApiBody:
+        try:
+            json.dumps(self.model_dump(), ensure_ascii=False, allow_nan=False).encode()
+        except ValueError as error:  # UnicodeEncodeError is a ValueError
+            raise ValueError(f"not storable as JSON text: {error}") from None
+        return self
+
+
+class LabelSave(ApiBody):
     answer: dict[str, Any] | None = None
     input_text: str | None = None
     note: str | None = None
@@ -51,30 +81,29 @@ class LabelSave(BaseModel):
     base_version: int | None = Field(None, description="the version of your label this edit started from")
 
 
-class Approval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Approval(ApiBody):
     answer: dict[str, Any]
     input_text: str | None = None
     note: str | None = None
     base_version: int
 
 
-class Discard(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Discard(ApiBody):
     reason: str
     base_version: int
 
 
-class Reopen(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reopen(ApiBody):
     base_version: int
 
 
-def create_app(db: Path, gold_root: Path) -> FastAPI:
+def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
+    """The page on the labeling database `db`; `https`: browsers reach it over HTTPS."""
     app = FastAPI(title="crucible gold", docs_url=None, redoc_url=None, openapi_url=None)
+    # The last added runs first: headers go on every answer, refusals included.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SameOriginChanges, https=https)
+    app.add_middleware(SecurityHeaders)
     templates = Jinja2Templates(directory=_HERE / "templates")
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -85,6 +114,8 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
             yield store
         finally:
             store.close()
+
+    opened_store = contextmanager(open_store)  # for code that runs outside a route's dependencies
 
     def current_user(request: Request, store: LabelingStore = Depends(open_store)) -> User:
         user = session_user(store, request.cookies.get(COOKIE))
@@ -114,23 +145,75 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
     app.exception_handler(InvalidLabel)(lambda request, exc: error(
         422, str(exc), errors=[{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors]))
 
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        # The only typed path parameter is the record id: "/records/abc" names no record.
+        if any(e["loc"][0] == "path" for e in errors):
+            name, record_id = request.path_params.get("name"), request.path_params.get("record_id", "")
+            return error(404, f"gold set {name} has no record {record_id[:40]}")
+        # FastAPI's own answer echoes the input back, NaN and megabytes included.
+        fields = [{"field": ".".join(map(str, e["loc"][1:])), "message": e["msg"]} for e in errors]
+        return error(422, "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields), errors=fields)
+
+    @app.exception_handler(HTTPException)
+    def _http_error(request: Request, exc: HTTPException) -> Response:
+        # No such route or method, a body too large: the same {"error": ...} as the rest.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
     # ---- login ----
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
-        return page(request, "login.html", None, failed=False)
+        return page(request, "login.html", None, message=None)
+
+    throttle, slots = LoginThrottle(), SecretCheckSlots()
+
+    def check_secret(name: str, secret: str, address: str) -> str | None:
+        with opened_store() as store:
+            try:
+                return log_in(store, name, secret, address=address)
+            except NotAllowed:
+                return None
+
+    def record_refusal(name: str, address: str, reason: str) -> None:
+        with opened_store() as store:
+            log_failed_login(store, name, address, reason)
+
+    def login_refused(request: Request, status: int, message: str, retry_after_s: int | None = None) -> Response:
+        response = page(request, "login.html", None, message=message)
+        response.status_code = status
+        if retry_after_s is not None:
+            response.headers["Retry-After"] = str(retry_after_s)
+        return response
 
     @app.post("/login")
-    def login(request: Request, name: str = Form(...), secret: str = Form(...),
-              store: LabelingStore = Depends(open_store)) -> Response:
+    async def login(request: Request, name: str = Form(...), secret: str = Form(...)) -> Response:
+        # Async, so that a login waiting for a secret-check slot holds no worker thread:
+        # pages and the API keep their threads during a flood of logins.
+        address = request.client.host if request.client else "unknown"
         try:
-            token = log_in(store, name, secret)
-        except NotAllowed:
-            response = page(request, "login.html", None, failed=True)
-            response.status_code = 401
-            return response
+            throttle.admit(name, address)
+        except LockedOut as refused:
+            await anyio.to_thread.run_sync(record_refusal, name, address,
+                                           f"locked out: {refused.retry_after_s} s left")
+            return login_refused(request, 429, str(refused), refused.retry_after_s)
+        try:
+            async with slots.slot():
+                token = await anyio.to_thread.run_sync(check_secret, name, secret, address)
+        except ServerBusy as busy:
+            throttle.withdrawn(name, address)
+            await anyio.to_thread.run_sync(record_refusal, name, address, "too many logins at once")
+            return login_refused(request, 503, str(busy), busy.retry_after_s)
+        except BaseException:
+            throttle.withdrawn(name, address)
+            raise
+        if token is None:
+            throttle.failed(name, address)
+            return login_refused(request, 401, "Unknown user or wrong secret.")
+        throttle.succeeded(name, address)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=https, max_age=12 * 3600)
         return response
 
     @app.post("/logout")
@@ -155,7 +238,7 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
                     records=store.records(user, name), next_review=store.next_review(user, name) if user.reviews else None)
 
     @app.get("/sets/{name}/next")
-    def next_page(name: str, after: int = 0, user: User = Depends(current_user),
+    def next_page(name: str, after: int = AFTER_RECORD, user: User = Depends(current_user),
                   store: LabelingStore = Depends(open_store)) -> Response:
         record = store.next_record(user, name, after)
         return RedirectResponse(f"/sets/{name}/records/{record}" if record else f"/sets/{name}?done=1", status_code=303)
@@ -192,7 +275,7 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
                     figures=set_agreement(store, name), progress=store.progress(name))
 
     @app.get("/sets/{name}/audit", response_class=HTMLResponse)
-    def audit_page(request: Request, name: str, record: int | None = None, user: User = Depends(current_user),
+    def audit_page(request: Request, name: str, record: int | None = ONE_RECORD, user: User = Depends(current_user),
                    store: LabelingStore = Depends(open_store)):
         return page(request, "audit.html", user, gold_set=store.gold_set(name),
                     entries=audit_entries(user, store, name, record), record=record)
@@ -238,7 +321,7 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
         return store.reopen(user, name, record_id, **body.model_dump())
 
     @app.get("/api/sets/{name}/next")
-    def api_next(name: str, after: int = 0, user: User = Depends(current_user),
+    def api_next(name: str, after: int = AFTER_RECORD, user: User = Depends(current_user),
                  store: LabelingStore = Depends(open_store)) -> dict:
         return {"record": store.next_record(user, name, after),
                 "review": store.next_review(user, name) if user.reviews else None}
@@ -252,7 +335,7 @@ def create_app(db: Path, gold_root: Path) -> FastAPI:
         return set_agreement(store, name)
 
     @app.get("/api/sets/{name}/audit")
-    def api_audit(name: str, record: int | None = None, user: User = Depends(current_user),
+    def api_audit(name: str, record: int | None = ONE_RECORD, user: User = Depends(current_user),
                   store: LabelingStore = Depends(open_store)) -> list[dict]:
         return audit_entries(user, store, name, record)
 

@@ -3,7 +3,7 @@
     crucible gold add-user NAME --role labeler|reviewer|admin    prints the secret once
     crucible gold create-set SET --task datagen.tasks.support_triage:TASK [--labels-per-record K]
     crucible gold import SET FILE.jsonl [--text-field text] [--force-synthetic REASON]
-    crucible gold serve [--host 127.0.0.1] [--port 8765]
+    crucible gold serve [--host 127.0.0.1] [--port 8765] [--certfile PEM --keyfile PEM | --behind-https-proxy [IP]]
     crucible gold status SET                                     progress and agreement
     crucible gold lock SET --as REVIEWER                          writes gold/sets/SET/v<N>/
     crucible gold verify [gold/sets/SET/v<N> ...]                 exit 1 on any drift
@@ -58,6 +58,12 @@ def add_gold_parser(commands) -> None:
     serve = action("serve", "start the labelers' web page")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--certfile", type=Path, default=None,
+                       help="TLS certificate (PEM): serve HTTPS; the session cookie is then Secure")
+    serve.add_argument("--keyfile", type=Path, default=None, help="the certificate's private key (PEM)")
+    serve.add_argument("--behind-https-proxy", metavar="PROXY_IP", nargs="?", const="127.0.0.1", default=None,
+                       help="a TLS proxy at PROXY_IP (default 127.0.0.1) serves the page over HTTPS: the cookie is "
+                            "Secure, and only that proxy's X-Forwarded-For names the client (never trusted otherwise)")
 
     status = action("status", "progress and agreement of a set")
     status.add_argument("name")
@@ -133,11 +139,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from gold.app import create_app
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach it gets the login page; "
-              "put it behind HTTPS before labelers use it over a network", file=sys.stderr)
-    print(f"labelers' page: http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(args.db, args.gold_root), host=args.host, port=args.port, log_level="warning")
+    if (args.certfile is None) != (args.keyfile is None):
+        raise ValueError("--certfile and --keyfile go together: the certificate and its private key")
+    if args.certfile and args.behind_https_proxy:
+        raise ValueError("--certfile serves HTTPS itself; --behind-https-proxy says a proxy does: choose one")
+    for path in (args.certfile, args.keyfile):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path}: no such file")
+    https = bool(args.certfile or args.behind_https_proxy)
+    if not https and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} without HTTPS: secrets and session cookies cross the network in "
+              "clear; pass --certfile/--keyfile, or --behind-https-proxy behind a TLS proxy", file=sys.stderr)
+    print(f"labelers' page: {'https' if https else 'http'}://{args.host}:{args.port}/ (Ctrl-C stops)")
+    # uvicorn trusts X-Forwarded-For/-Proto from 127.0.0.1 by default: a client on this
+    # machine could then pose as any address and slip the login throttle.
+    uvicorn.run(create_app(args.db, args.gold_root, https=https), host=args.host, port=args.port,
+                log_level="warning", ssl_certfile=args.certfile, ssl_keyfile=args.keyfile,
+                proxy_headers=args.behind_https_proxy is not None, forwarded_allow_ips=args.behind_https_proxy)
     return 0
 
 

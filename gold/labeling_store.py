@@ -43,6 +43,8 @@ DEFAULT_DB = Path("gold/work/labeling.sqlite3")
 ROLES = ("labeler", "reviewer", "admin")
 REVIEWERS = ("reviewer", "admin")
 STATUSES = ("draft", "submitted", "in_review", "approved", "discarded")
+# SQLite's INTEGER is 64-bit signed: a larger Python int is an OverflowError, not "no row".
+MAX_ROW_ID = 2**63 - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users(
@@ -204,7 +206,9 @@ class LabelingStore:
 
     def _record(self, gold_set: str, record_id: int) -> dict:
         self.gold_set(gold_set)
-        row = self.conn.execute("SELECT * FROM records WHERE id=? AND gold_set=?", (record_id, gold_set)).fetchone()
+        row = None
+        if 0 < record_id <= MAX_ROW_ID:
+            row = self.conn.execute("SELECT * FROM records WHERE id=? AND gold_set=?", (record_id, gold_set)).fetchone()
         if row is None:
             raise NotFound(f"gold set {gold_set} has no record {record_id}")
         record = dict(row)

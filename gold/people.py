@@ -52,14 +52,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def log_in(store: LabelingStore, name: str, secret: str) -> str:
-    """A new session token for a right name and secret; `NotAllowed` otherwise."""
+def log_in(store: LabelingStore, name: str, secret: str, *, address: str) -> str:
+    """A new session token for a right name and secret; `NotAllowed` otherwise. Every
+    failure goes to the audit log with `address` (where the login came from)."""
     row = store.conn.execute("SELECT secret_hash FROM users WHERE name=?", (name,)).fetchone()
     try:
         _HASHER.verify(row["secret_hash"] if row else _DUMMY_HASH, secret)
     except VerifyMismatchError:
-        row = None
-    if row is None:
+        log_failed_login(store, name, address, "wrong secret" if row else "unknown user")
+        raise NotAllowed("unknown user or wrong secret") from None
+    if row is None:  # the dummy hash's own secret was typed as a name nobody has
+        log_failed_login(store, name, address, "unknown user")
         raise NotAllowed("unknown user or wrong secret")
     token = secrets.token_urlsafe(32)
     now = datetime.now(timezone.utc)
@@ -67,8 +70,17 @@ def log_in(store: LabelingStore, name: str, secret: str) -> str:
         store.conn.execute("INSERT INTO sessions VALUES(?,?,?,?)", (
             _token_hash(token), name, now.isoformat(timespec="seconds"),
             (now + timedelta(hours=SESSION_HOURS)).isoformat(timespec="seconds")))
-        store.log(name, "log_in", None, None, None, None)
+        store.log(name, "log_in", None, None, None, {"address": address})
     return token
+
+
+def log_failed_login(store: LabelingStore, name: str, address: str, reason: str) -> None:
+    """Append a refused login to the audit log: who tried, from where, why; never the secret.
+    The name is whatever the client typed, so only a valid user name goes in `who`."""
+    who = name if USER_NAME.match(name) else "(not a user name)"
+    with store.transaction():
+        store.log(who, "log_in_failed", None, None, None,
+                  {"name": name[:64], "address": address, "reason": reason})
 
 
 def session_user(store: LabelingStore, token: str | None) -> User | None:

@@ -1,4 +1,5 @@
-"""Shared set-up for the gold tests: four people, a support-triage gold set, its tickets.
+"""Shared set-up for the gold tests: four people, a support-triage gold set, its tickets,
+and `crucible gold serve` started for real on a free loopback port.
 
 Creating a user hashes a secret with Argon2 (~50 ms), so each test module makes the
 people once (`write_people_db`) and every test starts from a copy of that database.
@@ -7,11 +8,20 @@ people once (`write_people_db`) and every test starts from a copy of that databa
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from gold.labeling_store import LabelingStore, User
 from gold.people import add_user
 
+REPO = Path(__file__).resolve().parent.parent
 TRIAGE = "datagen.tasks.support_triage:TASK"
 REGRESSION = "gold.regression_schema:GENERAL_REGRESSION"
 NOW = "2026-11-22T00:00:00+00:00"
@@ -66,3 +76,47 @@ def triage(**changes) -> dict:
 
 def submit(store: LabelingStore, user: User, record_id: int, answer: dict, gold_set: str = "triage") -> dict:
     return store.save_label(user, gold_set, record_id, answer=answer, submit=True, base_version=None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving_gold(db: Path, gold_root: Path, log: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`crucible gold serve` on `db` with `options`, in its own process (its memory is its
+    own to measure); yields the process and its URL once `/login` answers, and stops it.
+    Under `--certfile` the URL is https and the probe does not check the certificate."""
+    https = "--certfile" in options
+    port = free_port()
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "gold", "serve", "--db", str(db), "--gold-root", str(gold_root),
+             "--port", str(port), *options], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"crucible gold serve exited with {server.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/login", timeout=2, context=context if https else None) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"crucible gold serve did not answer on {url} within 30 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield server, url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -39,8 +39,8 @@ def people(tmp_path_factory):
     secrets = write_people_db(db)
     store = LabelingStore(db)
     try:
-        tokens = {name: gold_people.log_in(store, name, secret) for name, secret in secrets.items()}
-        tokens["ann-2"] = gold_people.log_in(store, "ann", secrets["ann"])
+        tokens = {name: gold_people.log_in(store, name, secret, address="test") for name, secret in secrets.items()}
+        tokens["ann-2"] = gold_people.log_in(store, "ann", secrets["ann"], address="test")
     finally:
         store.close()
     return db, secrets, tokens

@@ -14,11 +14,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +24,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from gold.labeling_store import LabelingStore
 from gold.people import add_user
+from tests.gold_fixtures import REPO, serving_gold
 
-REPO = Path(__file__).resolve().parent.parent
 SET = "triage_browser"
 TASK = "datagen.tasks.support_triage:TASK"
 
@@ -61,12 +58,6 @@ def crucible(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gold_server(tmp_path_factory) -> GoldServer:
     """`crucible gold serve` on a fresh database: labelers ann, bob and cara, reviewer rita,
@@ -87,35 +78,8 @@ def gold_server(tmp_path_factory) -> GoldServer:
     (gold_root / SET).mkdir(parents=True)
     (gold_root / SET / "GUIDELINES.md").write_text("# triage_browser\n\nLabel as the support_triage rules say.\n")
 
-    port = free_port()
-    log = folder / "serve.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "gold", "serve", "--db", str(db), "--gold-root", str(gold_root),
-             "--port", str(port)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"crucible gold serve exited with {server.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"crucible gold serve did not answer on {url} within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
+    with serving_gold(db, gold_root, folder / "serve.log") as (_, url):
         yield GoldServer(url, db, gold_root, secrets, records)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")

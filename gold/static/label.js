@@ -103,6 +103,9 @@
     if (done) window.location.reload();
   }
 
+  // Enter in a field would submit the form as a page load: saving goes through the API.
+  document.getElementById("answer-form").addEventListener("submit", (event) => event.preventDefault());
+
   function on(id, handler) {
     const element = document.getElementById(id);
     if (element) element.addEventListener("click", handler);
