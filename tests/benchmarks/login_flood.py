@@ -10,9 +10,9 @@ reviewer and a three-ticket set), then:
 - **64 logins at once**, each from its own loopback address (127.0.1.x) with a name of
   its own, so that neither lockout applies and only the bound on concurrent secret checks
   stands between them and the server's memory: the server's peak resident memory
-  (VmHWM) over its resident memory before, how each login was answered, and meanwhile
-  how long a reviewer, already logged in, waited for the set's page and a labeler from
-  another address waited for a login.
+  (VmHWM) over its resident memory before, how each login was answered, and how long a
+  reviewer, already logged in, waits for the set's page and a labeler from another
+  address waits for a login: alone, and sent among the flood.
 
 Linux only (loopback addresses besides 127.0.0.1, /proc). The test module
 `tests/test_hostile_page.py` asserts the bounds on the same functions; this prints the
@@ -88,31 +88,34 @@ def main() -> None:
               + (f", other: {dict(answers - Counter({401: answers[401], 429: answers[429]}))}"
                  if set(answers) - {401, 429} else ""))
 
-        reviewer = client_from(url, "127.0.0.3")
+        reviewer, labeler = client_from(url, "127.0.0.3"), client_from(url, "127.0.0.4")
         assert log_in(reviewer, "rita", secrets["rita"]).status_code == 303
+        legit = {"reviewer's set page": lambda: reviewer.get("/sets/triage"),
+                 "labeler's login": lambda: log_in(labeler, "bob", secrets["bob"])}
+        quiet = {what: timed(call) for what, call in legit.items()}
         before, _ = peak_rss_mib(server.pid)
-        waits: dict[str, float] = {}
-
-        def timed(what: str, call) -> None:
-            time.sleep(0.3)  # let the flood arrive first
-            began = time.perf_counter()
-            response = call()
-            waits[what] = time.perf_counter() - began
-            waits[f"{what} status"] = response.status_code
-
-        with client_from(url, "127.0.0.4") as labeler, ThreadPoolExecutor(2) as pool:
-            page = pool.submit(timed, "reviewer's set page", lambda: reviewer.get("/sets/triage"))
-            login = pool.submit(timed, "labeler's login", lambda: log_in(labeler, "bob", secrets["bob"]))
+        with ThreadPoolExecutor(len(legit)) as pool:
+            # Each sent 0.3 s after the flood, so that it arrives among it, not before.
+            during = {what: pool.submit(timed, call, 0.3) for what, call in legit.items()}
             flood = Counter(response.status_code for response in logins_at_once(url, 64))
-            page.result(), login.result()
+            during = {what: future.result() for what, future in during.items()}
         _, peak = peak_rss_mib(server.pid)
-        reviewer.close()
+        reviewer.close(), labeler.close()
         print(f"64 logins at once from 64 addresses: {flood[401]} checked and refused (401), "
               f"{flood[503]} told to retry (503)" + (f", other: {dict(flood)}" if set(flood) - {401, 503} else ""))
         print(f"server memory: {before:.0f} MiB resident before, peak {peak:.0f} MiB during "
               f"(+{peak - before:.0f} MiB)")
-        for what in ("reviewer's set page", "labeler's login"):
-            print(f"{what} during the flood: {waits[what]:.2f} s (HTTP {waits[f'{what} status']})")
+        for what in legit:
+            print(f"{what}: {quiet[what][0]:.2f} s alone (HTTP {quiet[what][1]}), "
+                  f"{during[what][0]:.2f} s during the flood (HTTP {during[what][1]})")
+
+
+def timed(call, delay_s: float = 0.0) -> tuple[float, int]:
+    """Seconds `call` took to answer, after `delay_s`; and its HTTP status."""
+    time.sleep(delay_s)
+    began = time.perf_counter()
+    response = call()
+    return time.perf_counter() - began, response.status_code
 
 
 if __name__ == "__main__":
