@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+if TYPE_CHECKING:
+    from gold.gold_root import GoldPromptIndex
+
 from datagen.judge_prompts import (
-    GOLD_ROOT,
     PAIRWISE_FORMAT,
     pairwise_messages,
     read_choice,
@@ -161,10 +162,10 @@ def _failed(failure: RequestFailed) -> str:
 async def score_answers(
     answers: list[Example], task: Task, config: JudgeConfig, endpoint: Endpoint, cache: ResponseCache,
     *, on_progress: Callable[[Progress], None] = lambda progress: None,
-    should_stop: Callable[[], str | None] = lambda: None, gold_root: Path = GOLD_ROOT,
+    should_stop: Callable[[], str | None] = lambda: None, gold: GoldPromptIndex,
 ) -> list[JudgeScore]:
     """Score each answer alone on `config.scale` against `task.judge_rubric`."""
-    refuse_gold(answers, gold_root)
+    refuse_gold(answers, gold)
     _check_answers(task, answers)
     response_format = score_format(config.scale) if config.endpoint.structured_output == "json_schema" else None
     requests = [(score_messages(task, a.prompt, a.response, config.scale), response_format) for a in answers]
@@ -192,7 +193,7 @@ def _read_order(outcome: CachedResponse | RequestFailed, a_shown_first: bool):
 async def compare_pairwise(
     items: list[tuple[Example, Example]], task: Task, config: JudgeConfig, endpoint: Endpoint,
     cache: ResponseCache, *, on_progress: Callable[[Progress], None] = lambda progress: None,
-    should_stop: Callable[[], str | None] = lambda: None, gold_root: Path = GOLD_ROOT,
+    should_stop: Callable[[], str | None] = lambda: None, gold: GoldPromptIndex,
 ) -> list[PairwiseVerdict]:
     """Judge which of two answers to the same prompt is better, asking in both orders.
 
@@ -202,7 +203,7 @@ async def compare_pairwise(
     verdict is a tie and `position_disagreement` is True. When either order gives no
     verdict (unreadable reply, failed request), `winner` is None and `reason` says why.
     """
-    refuse_gold([answer for pair in items for answer in pair], gold_root)
+    refuse_gold([answer for pair in items for answer in pair], gold)
     _check_answers(task, [answer for pair in items for answer in pair])
     for a, b in items:
         if a.prompt != b.prompt or a.id == b.id:

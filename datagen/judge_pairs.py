@@ -24,15 +24,17 @@ dropped pairs with reasons, and the scores and verdicts for the report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datagen.judge import JudgeConfig, JudgeScore, PairwiseVerdict, compare_pairwise, score_answers
-from datagen.judge_prompts import GOLD_ROOT
 from datagen.preference_pairs import SOURCE
 from datagen.records import Example, PreferencePair
 from datagen.response_cache import ResponseCache
 from datagen.task import Task
 from datagen.teacher_client import Endpoint
+
+if TYPE_CHECKING:
+    from gold.gold_root import GoldPromptIndex
 
 
 @dataclass
@@ -54,7 +56,7 @@ def _pair(chosen: Example, rejected: Example, margin: int, evidence: str) -> Pre
 
 async def judge_ranked_pairs(
     answers: list[Example], task: Task, config: JudgeConfig, endpoint: Endpoint, cache: ResponseCache,
-    *, on_progress=lambda progress: None, should_stop=lambda: None, gold_root: Path = GOLD_ROOT,
+    *, on_progress=lambda progress: None, should_stop=lambda: None, gold: GoldPromptIndex,
 ) -> JudgeRanking:
     by_prompt: dict[str, list[Example]] = {}
     for answer in answers:
@@ -64,7 +66,7 @@ async def judge_ranked_pairs(
     groups = {prompt_id: group for prompt_id, group in by_prompt.items() if len(group) >= 2}
     scored = [a for group in groups.values() for a in group]
     scores = await score_answers(scored, task, config, endpoint, cache, on_progress=on_progress,
-                                 should_stop=should_stop, gold_root=gold_root)
+                                 should_stop=should_stop, gold=gold)
     score_of = {s.answer_id: s for s in scores}
     dropped: list[tuple[str, str]] = []
     candidates: list[tuple[str, Example, Example, int]] = []
@@ -83,7 +85,7 @@ async def judge_ranked_pairs(
         candidates.append((prompt_id, best, worst, margin))
     verdicts = await compare_pairwise([(best, worst) for _, best, worst, _ in candidates], task, config,
                                       endpoint, cache, on_progress=on_progress, should_stop=should_stop,
-                                      gold_root=gold_root) if candidates else []
+                                      gold=gold) if candidates else []
     pairs = []
     for (prompt_id, best, worst, margin), verdict in zip(candidates, verdicts, strict=True):
         if verdict.winner is None:

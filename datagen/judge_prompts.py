@@ -19,15 +19,13 @@ input: `judge.py` calls it before building a single prompt.
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from datagen.exact_dedup import normalized_hash
 from datagen.records import Example
 from datagen.task import Task
 
-GOLD_ROOT = Path("gold/sets")
+if TYPE_CHECKING:  # gold/ sits above datagen/; the judge is handed the index, never imports it
+    from gold.gold_root import GoldPromptIndex
 
 SYSTEM_PROMPT = (
     "You are an impartial judge of answers to a task. Judge only by the rubric. Do not let "
@@ -140,50 +138,20 @@ class GoldSetError(RuntimeError):
     the trained model: a judge that labels them turns the yardstick into training signal."""
 
 
-def refuse_gold(examples: Iterable[Example], gold_root: Path = GOLD_ROOT) -> None:
+def refuse_gold(examples: Iterable[Example], gold: GoldPromptIndex) -> None:
     """Raise `GoldSetError` if any example's prompt (after `normalize_text`) or content id
-    is a row of `<gold_root>/<set>/v<N>/records.jsonl` (JSON lines with a `prompt` and
-    optionally an `id`), naming the set, version and line.
+    is a row of any locked gold version, naming the set, version and line.
 
-    A missing `gold_root` is an error too, not "no gold": a mistyped path or a run from
-    another folder must not pass the check by finding nothing. Where there are no gold
-    sets yet, the folder exists and is empty.
+    `gold` is the prompt index of a gold root opened and verified by the flow
+    (`gold/gold_root.py`): a missing or tampered root has already stopped it there, so a
+    mistyped path never passes this check by finding nothing.
     """
-    if gold_root is None:
-        raise GoldSetError("gold_root is required: the judge checks every example against the gold sets")
-    root = Path(gold_root)
-    if not root.is_dir():
-        where = "" if root.is_absolute() else f" (relative to {Path.cwd()})"
-        raise GoldSetError(f"gold root {root}{where} is not a folder; the judge must check examples against "
-                           "the gold sets: create it (empty if there are none) or pass gold_root")
-    gold: dict[str, tuple[Path, int]] = {}
-    for path in sorted(root.rglob("records.jsonl")):
-        parts = path.relative_to(root).parts
-        if len(parts) != 3 or not re.fullmatch(r"v\d+", parts[1]):
-            raise GoldSetError(f"{path}: a gold set lives at {root}/<set>/v<N>/records.jsonl")
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise GoldSetError(f"{path} line {number}: not JSON ({error})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-                raise GoldSetError(f"{path} line {number}: a gold row is a JSON object with a string `prompt`")
-            gold.setdefault("prompt:" + normalized_hash(row["prompt"]), (path, number))
-            if isinstance(row.get("id"), str):
-                gold.setdefault("id:" + row["id"], (path, number))
-    hits = []
-    for example in examples:
-        keys = (("content id", "id:" + example.id), ("prompt", "prompt:" + normalized_hash(example.prompt)))
-        for kind, key in keys:
-            if key in gold:
-                hits.append((example, kind, *gold[key]))
-                break
+    if gold is None:
+        raise GoldSetError("the judge checks every example against the gold sets: pass the verified gold index")
+    hits = [(example, found) for example in examples if (found := gold.find(example.prompt, example.id))]
     if hits:
-        example, kind, path, number = hits[0]
-        set_name, version, _ = path.relative_to(root).parts
+        example, (kind, where) = hits[0]
         raise GoldSetError(
-            f"example {example.id} has the {kind} of gold set {set_name} {version} line {number} ({path}); "
-            f"{len(hits)} example(s) in all are gold rows. The judge never labels gold rows: remove them first"
+            f"example {example.id} has the {kind} of {where}; {len(hits)} example(s) in all are gold rows. "
+            "The judge never labels gold rows: remove them first"
         )

@@ -1,10 +1,9 @@
 """The two sides of a contamination audit, read from disk: gold rows and training rows.
 
-Gold: a locked gold set, `gold/sets/<set>/v<N>/records.jsonl` (or that folder), one JSON
-object per line with a string `prompt` and optionally the answer as `answer` (text) or
-`reference` (text or a JSON value), and an `id`. The layout contract is
-`datagen/judge_prompts.py`'s (`refuse_gold`). A gold file that breaks it stops the audit:
-an audit that skipped a gold row would pass that row unchecked.
+Gold: a locked, signed gold set version, `gold/sets/<set>/v<N>/` (or its
+`records.jsonl`), opened and verified by `gold/gold_root.py` with the rest of its set.
+An unlocked folder, one whose manifest was deleted, or one that does not verify stops the
+audit: an audit against rows nobody approved proves nothing about the approved ones.
 
 Training: any `.jsonl` or `.parquet` file in a layout `datagen/imports.py` reads (TRL
 messages or preference rows, Alpaca, ShareGPT, plain `prompt`/`response`), or a crucible
@@ -31,7 +30,8 @@ from pathlib import Path
 
 from datagen.import_layouts import RowRejected, UnknownLayout, _turns, detect_layout, json_type
 from datagen.imports import ImportFileError, ImportReject, _rows
-from gold.verify_gold_set import MANIFEST, RECORDS, GoldSetTampered, LockedGoldSet, read_locked_set
+from gold.gold_root import GoldSetError, LockedGoldSet, open_version
+from gold.gold_sets import RECORDS
 
 EXPORT_FILES = ("trl_sft/train.jsonl", "trl_dpo/train.jsonl")
 _CHATS = {  # layout: (field, role key, content key, role names as system/user/assistant)
@@ -56,54 +56,17 @@ class AuditRow:
 
 
 def _gold_answer(row: dict) -> str:
-    for key in ("answer", "reference"):
-        value = row.get(key)
-        if isinstance(value, str):
-            return value
-        if value is not None:
-            return json.dumps(value, ensure_ascii=False)
-    return ""
+    value = row["reference"]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def gold_file(path: Path) -> Path:
-    """The records file of a gold set given as the file or as its `v<N>` folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RECORDS
-    if not path.is_file():
-        raise AuditInputError(f"{path}: no gold records file (expected gold/sets/<set>/v<N>/{RECORDS})")
-    return path
-
-
-def read_gold(path: Path) -> list[AuditRow]:
-    """The rows of a gold file. A locked version (a `manifest.json` beside it) is verified
-    first and refused when it does not verify (`gold/verify_gold_set.py`); a file with no
-    manifest, such as a candidate set before its lock, is read as it is."""
-    path = gold_file(path)
-    if (path.parent / MANIFEST).is_file():
-        try:
-            return locked_gold_rows(read_locked_set(path.parent))
-        except GoldSetTampered as error:
-            raise AuditInputError(str(error)) from None
-    rows = []
+def read_gold(path: Path) -> tuple[LockedGoldSet, list[AuditRow]]:
+    """A locked gold version (its folder or `records.jsonl`), verified and signed, and its rows."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise AuditInputError(f"{path}: cannot read: {error}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise AuditInputError(f"{path} line {number}: not JSON ({error.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-            raise AuditInputError(f"{path} line {number}: a gold row is a JSON object with a string `prompt`")
-        row_id = row["id"] if isinstance(row.get("id"), str) else f"line {number}"
-        rows.append(AuditRow(row_id, f"{path}:{number}", row["prompt"], _gold_answer(row)))
-    if not rows:
-        raise AuditInputError(f"{path}: the gold set has no rows; an empty audit proves nothing")
-    return rows
+        locked = open_version(path)
+    except GoldSetError as error:
+        raise AuditInputError(str(error)) from None
+    return locked, locked_gold_rows(locked)
 
 
 def locked_gold_rows(locked: LockedGoldSet) -> list[AuditRow]:
@@ -190,10 +153,3 @@ def read_train(path: Path, rejects: list[ImportReject]) -> Iterator[AuditRow]:
         raise AuditInputError(str(error)) from None
     except OSError as error:
         raise AuditInputError(f"{path}: cannot read: {error.strerror}") from None
-
-
-def gold_set_name(path: Path) -> str:
-    """`<set>/v<N>` for a file under gold/sets, else the file's path."""
-    path = gold_file(path)
-    match = re.search(r"([^/]+)/(v\d+)/" + re.escape(RECORDS) + "$", path.as_posix())
-    return f"{match.group(1)}/{match.group(2)}" if match else str(path)

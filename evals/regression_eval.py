@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from evals.regression_checks import matches
 from evals.target_scores import rate
-from gold.verify_gold_set import LockedGoldSet
+from gold.gold_root import LockedGoldSet
 
 
 def regression_chats(locked: LockedGoldSet) -> list[list[dict]]:
@@ -37,6 +37,6 @@ def score_regression_outputs(locked: LockedGoldSet, outputs: list[str], seed: in
         "rows": len(rows),
         "accuracy": rate([row["right"] for row in rows], seed),
         "by_skill": {skill: rate(flags, seed) for skill, flags in sorted(by_skill.items())},
-        "gold_set": {"set": locked.name, "sha256": locked.manifest["sha256"]},
+        "gold_set": locked.ref(),
     }
     return rows, summary

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from evals.target_scores import score_row, summarize
-from gold.verify_gold_set import LockedGoldSet
+from gold.gold_root import LockedGoldSet
 
 
 def check_gold_task(locked: LockedGoldSet, task_name: str) -> None:
@@ -38,5 +38,5 @@ def score_target_outputs(task, locked: LockedGoldSet, outputs: list[str], seed: 
             "reference": gold["reference"],
         })
     summary = summarize(task, scores, references, seed)
-    summary["gold_set"] = {"set": locked.name, "sha256": locked.manifest["sha256"]}
+    summary["gold_set"] = locked.ref()
     return rows, summary

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from evals.audit_inputs import AuditRow, gold_set_name, read_gold, read_train, train_files
+from evals.audit_inputs import AuditInputError, AuditRow, read_gold, read_train, train_files
 from evals.contamination_audit import AuditConfig, AuditResult, audit, merge_results
 from evals.overlap_report import summary, write_overlap_report
 from flows.task_runners import task_runner
@@ -32,7 +32,7 @@ def audit_shard(gold: list[AuditRow], shard: list[AuditRow], config: AuditConfig
 
 @flow(name="contamination-audit")
 def audit_flow(gold: Path, train: Path, out: Path, config: AuditConfig, shard_rows: int = 20_000) -> dict:
-    gold_rows = read_gold(gold)
+    locked, gold_rows = read_gold(gold)
     files = train_files(train)
     unread = []
     rows = (row for path in files for row in read_train(path, unread))
@@ -40,7 +40,7 @@ def audit_flow(gold: Path, train: Path, out: Path, config: AuditConfig, shard_ro
     while shard := list(itertools.islice(rows, shard_rows)):
         futures.append(audit_shard.submit(gold_rows, shard, config))
     result = merge_results([future.result() for future in futures], config)
-    write_overlap_report(out, result, gold_set_name(gold), [str(p) for p in files], unread)
+    write_overlap_report(out, result, locked.label, [str(p) for p in files], unread)
     return summary(result, unread)
 
 
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_embedding:
         config = config.model_copy(update={"methods": [m for m in config.methods if m != "embedding"]})
     flow_ = audit_flow.with_options(task_runner=task_runner(args.dask, args.workers))
-    result = flow_(args.gold, args.train, args.out, config, args.shard_rows)
+    try:
+        result = flow_(args.gold, args.train, args.out, config, args.shard_rows)
+    except AuditInputError as error:  # an unlocked, unsigned or tampered gold set; unreadable input
+        print(f"audit: {error}", file=sys.stderr)
+        return 2
     print(result)
     return 1 if result.get("flagged_gold_rows") else 0
 

@@ -45,7 +45,8 @@ from datagen.exports import write_exports
 from datagen.imports import ImportConfig, import_file
 from datagen.judge import JudgeConfig
 from evals.audit_inputs import AuditRow
-from evals.contamination_gate import ContaminationError, ContaminationGateConfig, run_gate
+from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
 from datagen.labelled_prompts import LabelledPromptConfig, labelled_prompts
 from datagen.minhash_dedup import MinhashDedupConfig, minhash_dedupe
 from datagen.model_server import ModelServerError
@@ -289,7 +290,17 @@ def _read_rejects(store: RunStore, stage: str) -> list:
 
 
 @task(cache_policy=NO_CACHE)
-def export_datasets(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+def verify_gold_sets(recipe: BuildDatasetRecipe) -> tuple[GoldRoot, list[LockedGoldSet]]:
+    """Open the gold root and verify every version before anything is generated or paid
+    for: the judge's guard and the export gate use what this returns, and nothing else."""
+    root, gold_sets = gold_sets_to_gate(recipe.contamination_gate, recipe.load_task().name)
+    get_run_logger().info("gold sets verified: %s", ", ".join(g.label for g in gold_sets) or
+                          f"none of the task ({recipe.contamination_gate.without_gold_reason})")
+    return root, gold_sets
+
+
+@task(cache_policy=NO_CACHE)
+def export_datasets(store: RunStore, recipe: BuildDatasetRecipe, gold_sets: list[LockedGoldSet]) -> None:
     """The export files, after the contamination gate: no row near a locked gold row of
     the task leaves the run unless the recipe removes it or overrides with a reason."""
     if store.is_complete("export"):
@@ -300,8 +311,8 @@ def export_datasets(store: RunStore, recipe: BuildDatasetRecipe) -> None:
         AuditRow(f"pairs:{p.id}", f"pairs:{p.id}", p.prompt, p.chosen) for p in pairs
     ]
     task_ = recipe.load_task()
-    gate = run_gate(rows, task_.name, recipe.contamination_gate, store.run_dir / "contamination")
-    get_run_logger().info("contamination gate: %s against %s", gate.status, gate.gold_sets or "no locked gold set")
+    gate = run_gate(rows, gold_sets, recipe.contamination_gate, store.run_dir / "contamination")
+    get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names or "no gold set")
     if gate.status == "removed":
         sft = [e for e in sft if f"sft:{e.id}" not in gate.flagged]
         pairs = [p for p in pairs if f"pairs:{p.id}" not in gate.flagged]
@@ -349,6 +360,7 @@ def summarize_run(store: RunStore) -> dict:
 def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict:
     store = RunStore(recipe.runs_dir, run_id or recipe.default_run_id())
     get_run_logger().info("run %s in %s", store.run_id, store.run_dir)
+    gold_root, gold_sets = verify_gold_sets(recipe)
     generate_prompts(store, recipe)
     if recipe.imports and not store.is_complete("imported"):
         import_data(store, recipe)
@@ -363,9 +375,9 @@ def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict
             ask_student(store, recipe, servers)
         verify_answers(store, recipe)
         if recipe.judge is not None and not store.is_complete("judge"):
-            judge_answers(store, recipe, servers)
+            judge_answers(store, recipe, servers, gold_root.prompt_index())
     select_sft_and_pairs(store, recipe)
-    export_datasets(store, recipe)
+    export_datasets(store, recipe, gold_sets)
     report_curation(store, recipe)
     return summarize_run(store)
 
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     except TeacherStopped as stopped:
         print(f"{stopped}", file=sys.stderr)
         return 130
-    except (TeacherError, ModelServerError, ContaminationError) as error:
+    except (TeacherError, ModelServerError, ContaminationError, GoldSetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary_markdown(summary))

@@ -69,7 +69,7 @@ def add_audit_parser(commands) -> None:
         "exits 1 if any gold row is found, 2 on unreadable input"
     )
     audit.add_argument("--gold", type=Path, required=True,
-                       help="a gold set: gold/sets/<set>/v<N> or its records.jsonl")
+                       help="a locked, signed gold set version: gold/sets/<set>/v<N> or its records.jsonl")
     audit.add_argument("--train", type=Path, required=True,
                        help="a .jsonl or .parquet file (crucible export, TRL, Alpaca, ShareGPT or plain "
                        "prompt/response rows) or a crucible export folder")
@@ -79,7 +79,7 @@ def add_audit_parser(commands) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from evals.audit_inputs import AuditInputError, gold_set_name, read_gold, read_train, train_files
+    from evals.audit_inputs import AuditInputError, read_gold, read_train, train_files
     from evals.contamination_audit import AuditConfig, audit
     from evals.overlap_report import write_overlap_report
 
@@ -88,7 +88,7 @@ def run_audit(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"methods": [m for m in config.methods if m != "embedding"]})
     unread = []
     try:
-        gold = read_gold(args.gold)
+        locked, gold = read_gold(args.gold)
         files = train_files(args.train)
         result = audit(gold, (row for path in files for row in read_train(path, unread)), config)
     except AuditInputError as error:
@@ -98,7 +98,7 @@ def run_audit(args: argparse.Namespace) -> int:
         first = f"; line {unread[0].line}: {unread[0].reason}" if unread else ""
         print(f"crucible audit: {args.train}: no training row could be read{first}", file=sys.stderr)
         return 2
-    written = write_overlap_report(args.out, result, gold_set_name(args.gold), [str(p) for p in files], unread)
+    written = write_overlap_report(args.out, result, locked.label, [str(p) for p in files], unread)
     print(f"audited {result.train_rows} training rows against {len(result.gold)} gold rows in "
           f"{result.seconds:.1f} s; wrote {written[0]} and {written[1]}")
     if unread:

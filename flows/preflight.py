@@ -47,8 +47,7 @@ from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
 from flows.recipe import load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
-from gold.gold_sets import GOLD_ROOT
-from gold.verify_gold_set import LockedGoldSet, newest_locked_sets
+from gold.gold_root import GoldRoot, LockedGoldSet
 from train.ablations import Ablation, write_ablation_export
 
 BASE = "base few-shot"
@@ -59,8 +58,8 @@ class PreflightRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    train_recipe: Path = Field(description="the pilot's training recipe (flows/train_sft_dpo.py)")
-    gold_root: Path = GOLD_ROOT
+    train_recipe: Path = Field(description="the pilot's training recipe (flows/train_sft_dpo.py); its "
+                               "contamination_gate.gold_root is where the evals' gold sets are read too")
     regression_set: str = Field("general_regression", description="the locked set that catches forgetting")
     metric: PrimaryMetric = Field("field_accuracy", description="the per-row target metric verdicts compare")
     regression_tolerance: float = Field(0.05, ge=0, le=1,
@@ -79,19 +78,16 @@ class PreflightRecipe(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def verify_gold_sets(recipe: PreflightRecipe, task_name: str) -> tuple[LockedGoldSet, LockedGoldSet]:
-    """The task's newest locked set and the regression set, each verified (or raised)."""
-    target = newest_locked_sets(recipe.gold_root, task_name)
-    if not target:
-        raise RuntimeError(f"no locked gold set of task {task_name} under {recipe.gold_root}: lock one first "
-                           "(crucible gold lock); without it no eval can say whether a fine-tune helped")
-    regression = [locked for locked in newest_locked_sets(recipe.gold_root)
-                  if locked.manifest["set"] == recipe.regression_set]
-    if not regression:
-        raise RuntimeError(f"no locked regression set {recipe.regression_set!r} under {recipe.gold_root}")
-    get_run_logger().info("gold sets verified: %s (%d rows), %s (%d rows)", target[0].name, len(target[0].rows),
-                          regression[0].name, len(regression[0].rows))
-    return target[0], regression[0]
+def verify_gold_sets(recipe: PreflightRecipe, pilot: TrainRecipe) -> tuple[LockedGoldSet, LockedGoldSet]:
+    """The task's newest locked set and the regression set, from the gold root the pilot is
+    gated against, every version verified and signed (or raised, naming path and reason).
+    The evals never run without gold: `without_gold_reason` is for training only."""
+    root = GoldRoot(pilot.contamination_gate.gold_root)
+    target = root.newest(import_task(pilot.task).name)[0]
+    regression = root.get(recipe.regression_set)
+    get_run_logger().info("gold sets verified: %s (%d rows), %s (%d rows)", target.label, len(target.rows),
+                          regression.label, len(regression.rows))
+    return target, regression
 
 
 def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, folder: Path) -> Path:
@@ -194,7 +190,7 @@ def preflight(recipe: PreflightRecipe) -> dict:
     pilot = recipe.pilot()  # the recipe files are read once: every path below derives from them
     out = recipe.out_dir(pilot)
     out.mkdir(parents=True, exist_ok=True)
-    gold = verify_gold_sets(recipe, import_task(pilot.task).name)
+    gold = verify_gold_sets(recipe, pilot)
     pilot_manifest = train_sft_dpo(pilot)
     pilot_out = pilot.out_dir()
     ablation_adapters, training = {}, {"pilot": pilot_out}
@@ -217,6 +213,7 @@ def preflight(recipe: PreflightRecipe) -> dict:
         scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
     verdicts = report(recipe, found, scores, pilot.task, gold, training, out)
     summary = {"out": str(out), "report": str(out / "report.html"), "verdicts": verdicts,
+               "gold_sets": [locked.ref() for locked in gold],
                "pilot": pilot_manifest.get("final_adapter"), "wall_seconds": round(time.monotonic() - started, 1)}
     write_text_atomic(out / "preflight.json", json.dumps(summary, indent=1, default=str))
     return summary

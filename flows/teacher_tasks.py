@@ -43,6 +43,7 @@ from flows.teacher_progress import teacher_progress
 
 if TYPE_CHECKING:
     from flows.build_dataset import BuildDatasetRecipe
+    from gold.gold_root import GoldPromptIndex
 
 STUDENT_SOURCE = "datagen.teacher.answer_prompts@2:student"
 
@@ -195,8 +196,9 @@ def ask_student(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServe
 
 
 @task(cache_policy=NO_CACHE)
-def judge_answers(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers) -> None:
-    """Judge-ranked pairs for the prompts no verifier can rank: those with no known label."""
+def judge_answers(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers, gold: GoldPromptIndex) -> None:
+    """Judge-ranked pairs for the prompts no verifier can rank: those with no known label;
+    `gold` (every locked row, verified) is what the judge must never be shown."""
     config = recipe.judge
     unlabelled = [a for a in examples_from_frame(store.read("verified")) if a.reference is None]
     endpoint = servers.endpoint(config.endpoint)
@@ -208,7 +210,8 @@ def judge_answers(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelSer
     try:
         with teacher_progress("judge verdicts", "judge-verdicts") as on_progress, graceful_stop() as stop:
             ranking = asyncio.run(judge_ranked_pairs(unlabelled, recipe.load_task(), config, endpoint, cache,
-                                                     on_progress=on_progress, should_stop=stop.requested))
+                                                     on_progress=on_progress, should_stop=stop.requested,
+                                                     gold=gold))
     finally:
         cache.close()
     by_id = {a.id: a for a in unlabelled}

@@ -6,7 +6,7 @@ Also deployable with Prefect (`prefect.yaml`, deployment `train-sft-dpo/support-
 Everything lands in `runs/<run_id>/train/` beside the export it trained on (or the
 recipe's `out`):
 
-    gold.json                   the locked gold sets verified, with their hashes
+    gold.json                   the locked gold sets verified, with their signed digests
     contamination/gate.json     the gate's verdict over every row about to be trained on
     sft/  adapter/ result.json log_history.json checkpoints/
     dpo/  adapter/ result.json log_history.json checkpoints/
@@ -17,9 +17,11 @@ recipe's `out`):
                                 wall time and tokens/s per stage
 
 A stage whose `result.json` exists is done and is not run again; an interrupted stage
-resumes from its last checkpoint. The gold sets are verified before anything else, and
-training refuses to start without a locked gold set of the task: nothing could show
-later whether the fine-tune helped.
+resumes from its last checkpoint. The gold sets are verified (hashes and signatures,
+`gold/gold_root.py`) before anything else, and training refuses to start without a
+locked gold set of the task, since nothing could show later whether the fine-tune helped,
+unless the recipe's `contamination_gate.without_gold_reason` says why, which the manifest
+records. The recipe must name its `task`: the gate checks that task's gold sets.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ from datagen.records import canonical_json
 from datagen.run_store import file_sha256, write_text_atomic
 from datagen.task import import_task
 from evals.audit_inputs import AuditRow, row_texts
-from evals.contamination_gate import ContaminationGateConfig, run_gate
-from flows.recipe import load_recipe
-from gold.verify_gold_set import newest_locked_sets
+from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from flows.recipe import RecipeError, load_recipe
+from gold.gold_root import GoldSetError, LockedGoldSet
 from train.ablations import DPO_FILE, SFT_FILE, read_export_rows
 from train.base_model import model_hash
 from train.dpo import DPOStageConfig, run_dpo
@@ -59,7 +61,7 @@ class TrainRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = "datagen.tasks.support_triage:TASK"
+    task: str = Field(description="the task by import path; the gate checks this task's gold sets")
     export: Path | None = Field(None, description="a crucible export folder (runs/<run_id>/export)")
     build_recipe: Path | None = Field(None, description="the dataset recipe whose run's export to train on")
     base_model: Path | None = Field(None, description="a model folder; default: the embedded SmolLM2-135M-Instruct")
@@ -85,33 +87,53 @@ class TrainRecipe(BaseModel):
         return self.out or self.export_dir().parent / "train"
 
 
+class ExportTaskMismatch(ValueError):
+    """The export was built for another task than the recipe names: the gate would check
+    the wrong task's gold sets."""
+
+
+def check_export_task(export: Path, task_path: str) -> None:
+    """Refuse an export whose build recipe named another task (a crucible export's manifest
+    says; an ablation's export points at its parent's)."""
+    manifest_path = export / "manifest.json"
+    while manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        built_for = manifest.get("config", {}).get("task")
+        if built_for is not None:
+            if import_task(built_for).name != import_task(task_path).name:
+                raise ExportTaskMismatch(f"{export} was built for {built_for}, but the recipe's task is {task_path}: "
+                                         "the gate would check the wrong task's gold sets")
+            return
+        if "parent_export" not in manifest:
+            return
+        manifest_path = Path(manifest["parent_export"]) / "manifest.json"
+
+
 @task(cache_policy=NO_CACHE)
-def verify_gold_sets(recipe: TrainRecipe, out: Path) -> list[dict]:
-    """Every newest locked gold set verified; at least one of the task's."""
-    task_name = import_task(recipe.task).name
-    gold = newest_locked_sets(recipe.contamination_gate.gold_root)  # raises GoldSetTampered
-    if not any(locked.manifest["task"] == task_name for locked in gold):
-        raise RuntimeError(f"no locked gold set of task {task_name} under {recipe.contamination_gate.gold_root}: "
-                           "lock one (crucible gold lock) before training, or nothing can tell whether it helped")
-    record = [{"set": locked.name, "task": locked.manifest["task"], "records": locked.manifest["records"],
-               "sha256": locked.manifest["sha256"], "manifest_sha256": file_sha256(locked.path / "manifest.json")}
-              for locked in gold]
+def verify_gold_sets(recipe: TrainRecipe, out: Path) -> list[LockedGoldSet]:
+    """Every gold version under the root verified and signed; the task's newest sets, which
+    the gate checks against (none only with `without_gold_reason`)."""
+    _, gold = gold_sets_to_gate(recipe.contamination_gate, import_task(recipe.task).name)
+    record = {"gold_sets": [locked.ref() for locked in gold],
+              "without_gold_reason": recipe.contamination_gate.without_gold_reason if not gold else None}
     write_text_atomic(out / "gold.json", json.dumps(record, indent=1))
-    get_run_logger().info("gold sets verified: %s", ", ".join(f"{g['set']} ({g['records']} rows)" for g in record))
-    return record
+    get_run_logger().info("gold sets verified: %s", ", ".join(f"{g.label} ({len(g.rows)} rows)" for g in gold)
+                          or f"none ({recipe.contamination_gate.without_gold_reason})")
+    return gold
 
 
 @task(cache_policy=NO_CACHE)
-def gate_training_rows(recipe: TrainRecipe, chats: list[dict], pairs: list[dict], out: Path):
+def gate_training_rows(recipe: TrainRecipe, gold: list[LockedGoldSet], chats: list[dict], pairs: list[dict],
+                       out: Path):
     """Audit every row about to be trained on against the task's gold sets."""
     rows = [AuditRow(row["id"], f"sft:{row['id']}", *row_texts(row)) for row in chats]
     rows += [AuditRow(row["id"], f"dpo:{row['id']}", *row_texts(row)) for row in pairs]
-    gate = run_gate(rows, import_task(recipe.task).name, recipe.contamination_gate, out / "contamination")
+    gate = run_gate(rows, gold, recipe.contamination_gate, out / "contamination")
     if gate.status == "removed":
         flagged = set(gate.flagged)
         chats = [row for row in chats if f"sft:{row['id']}" not in flagged]
         pairs = [row for row in pairs if f"dpo:{row['id']}" not in flagged]
-    get_run_logger().info("contamination gate: %s against %s", gate.status, gate.gold_sets)
+    get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names)
     return chats, pairs, gate.as_dict()
 
 
@@ -168,13 +190,14 @@ def train_sft_dpo(recipe: TrainRecipe) -> dict:
     out = recipe.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     model_dir = recipe.base_model or _embedded_model()
+    check_export_task(export, recipe.task)
     gold = verify_gold_sets(recipe, out)
     chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
     replay_record = None
     if recipe.replay:
         extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir)
         chats = chats + extra
-    chats, pairs, gate = gate_training_rows(recipe, chats, pairs, out)
+    chats, pairs, gate = gate_training_rows(recipe, gold, chats, pairs, out)
     sft = train_sft(recipe, model_dir, chats, out)
     dpo = train_dpo(recipe, model_dir, pairs, out) if recipe.dpo else None
     manifest = {
@@ -182,7 +205,9 @@ def train_sft_dpo(recipe: TrainRecipe) -> dict:
         "export": {"path": str(export), "manifest_sha256": _sha_or_none(export / "manifest.json"),
                    "files": {name: file_sha256(export / name) for name in (SFT_FILE, DPO_FILE)
                              if (export / name).is_file()}},
-        "gold_sets": gold, "contamination_gate": gate, "replay": replay_record,
+        "gold_sets": [locked.ref() for locked in gold],
+        "without_gold_reason": None if gold else recipe.contamination_gate.without_gold_reason,
+        "contamination_gate": gate, "replay": replay_record,
         "rows": {"sft": len(chats), "dpo": len(pairs)},
         "recipe": json.loads(canonical_json(recipe.model_dump(mode="json"))),
         "libraries": {name: version(name) for name in LIBRARIES},
@@ -213,8 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", type=Path, required=True)
     args = parser.parse_args(argv)
-    recipe = load_recipe(args.recipe, TrainRecipe)
-    manifest = train_sft_dpo(recipe)
+    try:
+        recipe = load_recipe(args.recipe, TrainRecipe)
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        manifest = train_sft_dpo(recipe)
+    except (GoldSetError, ContaminationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ExportTaskMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = recipe.out_dir()
     print(f"\ntrained: {manifest['final_adapter']}")
     for stage in ("sft", "dpo"):

@@ -5,7 +5,9 @@
     crucible gold import SET FILE.jsonl [--text-field text] [--force-synthetic REASON]
     crucible gold serve [--host 127.0.0.1] [--port 8765] [--certfile PEM --keyfile PEM | --behind-https-proxy [IP]]
     crucible gold status SET                                     progress and agreement
-    crucible gold lock SET --as REVIEWER                          writes gold/sets/SET/v<N>/
+    crucible gold keygen --owner NAME [--key PATH]                 your signing key; trusts its public half
+    crucible gold lock SET --as REVIEWER [--key PATH]             writes gold/sets/SET/v<N>/, signed
+    crucible gold sign SET [--key PATH]                            signs versions locked before signing
     crucible gold verify [gold/sets/SET/v<N> ...]                 exit 1 on any drift
 
 Every command takes `--db` (the labeling database, default gold/work/labeling.sqlite3)
@@ -20,8 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-from gold.gold_sets import GOLD_ROOT, GoldSetError
+from gold.gold_sets import GOLD_ROOT, VERSION_FOLDER, GoldSetError
 from gold.labeling_store import DEFAULT_DB, ROLES, LabelingStore, NotFound, User
+from gold.signing import KEY_ENV, default_key_path, load_signing_key
 
 DEFAULT_PORT = 8765
 
@@ -68,17 +71,34 @@ def add_gold_parser(commands) -> None:
     status = action("status", "progress and agreement of a set")
     status.add_argument("name")
 
-    lock = action("lock", "write the approved records as the set's next locked version")
+    key_help = f"your private signing key (default ${KEY_ENV} or {default_key_path()})"
+    keygen = action("keygen", "create your private signing key (outside the repository) and trust its public key")
+    keygen.add_argument("--owner", required=True, help="whose key it is, as the trusted list shows it")
+    keygen.add_argument("--key", type=Path, default=None, help=key_help)
+    keygen.add_argument("--trust-only", action="store_true",
+                        help="the key exists: only add its public key to the gold root's trusted_keys.json")
+
+    lock = action("lock", "write the approved records as the set's next locked version, signed")
     lock.add_argument("name")
     lock.add_argument("--as", dest="user", required=True, help="the reviewer or admin who locks it")
+    lock.add_argument("--key", type=Path, default=None, help=key_help)
 
-    verify = action("verify", "check every locked gold set (or the versions named) against its manifest")
-    verify.add_argument("versions", nargs="*", type=Path, help="gold/sets/<set>/v<N> folders (default: all)")
+    sign = action("sign", "sign a set's existing versions (locked before versions were signed)")
+    sign.add_argument("name")
+    sign.add_argument("--key", type=Path, default=None, help=key_help)
+    sign.add_argument("--owner", default=None, help="name shown for the key (default: as trusted)")
+
+    verify = action("verify", "check every locked gold set (or the sets named) against its manifest and signature")
+    verify.add_argument("versions", nargs="*", type=Path,
+                        help="gold/sets/<set> or gold/sets/<set>/v<N> folders, each checked with its whole set "
+                        "(default: all)")
 
 
 def run_gold(args: argparse.Namespace) -> int:
     if args.gold_command == "verify":
         return run_verify(args)
+    if args.gold_command in ("keygen", "sign"):
+        return run_keys(args)
     store = LabelingStore(args.db)
     who = f"cli:{getpass.getuser()}"
     try:
@@ -107,9 +127,10 @@ def run_gold(args: argparse.Namespace) -> int:
             user = next((user for user in users(store) if user.name == args.user), None)
             if user is None:
                 raise NotFound(f"no user {args.user}")
-            folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root)
+            key = load_signing_key(args.key or default_key_path(), user.name)
+            folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root, key)
             manifest = json.loads((folder / "manifest.json").read_text())
-            print(f"locked {folder}: {manifest['records']} records, sha256 {manifest['sha256']}")
+            print(f"locked {folder}: {manifest['records']} records, sha256 {manifest['sha256']}, signed by key {key.id}")
     except (GoldSetError, NotFound, ValueError, OSError) as error:  # PermissionError is an OSError
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -159,13 +180,46 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_keys(args: argparse.Namespace) -> int:
+    from gold.lock_gold_set import sign_gold_set
+    from gold.signing import generate_key, trust_key
+
+    path = args.key or default_key_path()
+    try:
+        if args.gold_command == "keygen":
+            key = load_signing_key(path, args.owner) if args.trust_only else generate_key(path, args.owner)
+            trusted = trust_key(args.gold_root, key)
+            print(f"{'' if args.trust_only else f'private key {path} (owner-only; never commit it); '}"
+                  f"key {key.id} of {args.owner} is trusted by {trusted}: commit that file, and review "
+                  "every change to it, since it decides who can lock gold sets")
+        else:
+            key = load_signing_key(path, args.owner or "")
+            print(f"signed {sign_gold_set(args.gold_root, args.name, key)} with key {key.id}")
+    except GoldSetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _sets_by_root(folders: list[Path]) -> dict[Path, list[str]]:
+    """The gold roots and sets that named set or version folders belong to: a version is
+    verified with its whole set, since the set's signed list vouches for all of them, under
+    the root whose trusted keys it was signed for."""
+    found: dict[Path, set[str]] = {}
+    for folder in map(Path, folders):
+        set_folder = folder.parent if VERSION_FOLDER.match(folder.name) else folder
+        found.setdefault(set_folder.parent, set()).add(set_folder.name)
+    return {root: sorted(names) for root, names in found.items()}
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    from gold.verify_gold_set import GoldSetTampered, verify_gold_root, verify_version
+    from gold.gold_root import gold_root_problems
 
     try:
-        results = ({str(path): verify_version(path) for path in args.versions} if args.versions
-                   else verify_gold_root(args.gold_root))
-    except GoldSetTampered as error:
+        results = {}
+        for root, sets in (_sets_by_root(args.versions) if args.versions else {args.gold_root: None}).items():
+            results |= gold_root_problems(root, sets)
+    except GoldSetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not results:

@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from datagen.task import import_task
 
 GOLD_ROOT = Path("gold/sets")
+# The layout of a set folder: the guidelines labelers follow, one folder per locked
+# version (each holding the three files below), and the signed list of versions.
 GUIDELINES = "GUIDELINES.md"
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+SIGNED_VERSIONS = "versions.json"
+VERSION_FOLDER = re.compile(r"^v(\d+)$")
 # Lowercase, digits, `_` and `-`: a set name becomes a folder name and part of URLs, so
 # nothing that could climb out of the gold root (`..`, `/`) or need quoting is allowed.
 SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -43,6 +49,14 @@ def check_set_name(name: str) -> str:
 
 def set_dir(gold_root: Path, name: str) -> Path:
     return Path(gold_root) / check_set_name(name)
+
+
+def version_folders(set_folder: Path) -> list[tuple[int, Path]]:
+    """Every `v<N>` folder of a set, oldest first (locked or not: verification says)."""
+    if not Path(set_folder).is_dir():
+        return []
+    return sorted((int(match.group(1)), path) for path in Path(set_folder).iterdir()
+                  if path.is_dir() and (match := VERSION_FOLDER.match(path.name)))
 
 
 @dataclass(frozen=True)

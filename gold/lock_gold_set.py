@@ -8,13 +8,18 @@
   `provenance`, `synthetic`, `record` (the labeling database's id, which ties versions
   together in the changelog);
 - `GUIDELINES.md`: the guidelines the records were labeled under, copied;
-- `manifest.json`, written last: the sha256 of every line and of the whole file, counts
-  per label value, labelers and reviewers, agreement figures (`agreement.py`), the
-  previous version's hashes and a changelog against it.
+- `manifest.json`: the sha256 of every line and of the whole file, counts per label
+  value, labelers and reviewers, agreement figures (`agreement.py`), the previous
+  version's hashes and a changelog against it;
+
+and then signs the set's list of versions, `gold/sets/<set>/versions.json`, with the
+locker's private key, which the gold root must trust (`signed_versions.py`, `signing.py`).
 
 The version is built in a temporary folder and renamed into place, so a crash never
-leaves a `v<N>` that looks whole; its files are made read-only. The files are meant to
-be committed: a new version is a reviewable diff. `verify_gold_set.py` checks them.
+leaves a `v<N>` that looks whole; its files are made read-only. The signed list is
+written right after: a crash between the two leaves a version that verifies as
+unsigned, which `crucible gold sign` settles. The files are meant to be committed: a
+new version is a reviewable diff. `gold_root.py` checks them.
 """
 
 from __future__ import annotations
@@ -30,9 +35,14 @@ from pathlib import Path
 from datagen.records import canonical_json, content_id
 from datagen.run_store import file_sha256, usual_mode
 from gold.agreement import agreement
-from gold.gold_sets import GUIDELINES, GoldSetError, form_fields, set_dir
+from gold.gold_root import GoldRoot, GoldSetTampered
+from gold.gold_sets import (
+    GUIDELINES, MANIFEST, RECORDS, SIGNED_VERSIONS, GoldSetError, form_fields, set_dir, version_folders,
+)
 from gold.labeling_store import LabelingStore, User
-from gold.verify_gold_set import MANIFEST, RECORDS, GoldSetTampered, locked_versions, verify_version
+from gold.signed_versions import read_signed_versions, version_entry, write_signed_versions
+from gold.signing import SigningKey, read_trusted_keys
+from gold.verify_gold_set import verify_version
 
 
 def gold_row_id(prompt: str, reference: dict) -> str:
@@ -66,12 +76,20 @@ def _changelog(rows: list[dict], previous_rows: list[dict]) -> dict:
     }
 
 
-def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path) -> Path:
-    """Write the approved records of gold set `name` as its next version; returns its folder."""
+def _check_trusted(gold_root: Path, key: SigningKey) -> None:
+    if key.id not in read_trusted_keys(gold_root):
+        raise GoldSetError(f"key {key.id} ({key.owner}) is not in {Path(gold_root) / 'trusted_keys.json'}: "
+                           "add its public key (crucible gold keygen --trust-only) in a reviewed commit first")
+
+
+def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, key: SigningKey) -> Path:
+    """Write the approved records of gold set `name` as its next version, signed with `key`;
+    returns its folder."""
     if not user.reviews:
         raise GoldSetError(f"{user.name} is a {user.role}: only a reviewer or admin locks a gold set")
     gold_set = store.gold_set(name)
     folder = set_dir(gold_root, name)
+    _check_trusted(gold_root, key)
     guidelines = folder / GUIDELINES
     if not guidelines.is_file():
         raise GoldSetError(f"{guidelines} is missing: a gold set is locked with the guidelines it was labeled under")
@@ -82,14 +100,15 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path) 
     lines = [canonical_json(row) + "\n" for row in rows]
     body = "".join(lines).encode()
 
-    versions = locked_versions(folder)
+    versions = version_folders(folder)
     previous = None
     previous_rows: list[dict] = []
     if versions:
         number, last = versions[-1]
-        problems = verify_version(last)
-        if problems:
-            raise GoldSetTampered(f"{last} does not verify, so no version is built on it:\n" + "\n".join(problems))
+        try:
+            GoldRoot(gold_root, sets=[name])
+        except GoldSetTampered as error:
+            raise GoldSetTampered(f"{folder} does not verify, so no version is built on it: {error}") from None
         last_manifest = json.loads((last / MANIFEST).read_text())
         if last_manifest["sha256"] == hashlib.sha256(body).hexdigest():
             raise GoldSetError(f"nothing changed since {last}: no new version written")
@@ -115,7 +134,7 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path) 
         "labelers": dict(sorted(Counter(name_ for row in rows for name_ in row["labelers"]).items())),
         "reviewers": dict(sorted(Counter(row["reviewer"] for row in rows).items())),
         "labels_per_record": gold_set["labels_per_record"],
-        "agreement": {key: figures[key] for key in ("labels", "label_pairs", "fields", "labelers", "pairs")},
+        "agreement": {part: figures[part] for part in ("labels", "label_pairs", "fields", "labelers", "pairs")},
         "synthetic_records": sum(row["synthetic"] for row in rows),
         "sources": dict(sorted(Counter(row["source"] for row in rows).items())),
         "left_out": {status: n for status, n in progress["by_status"].items() if status != "approved" and n},
@@ -132,11 +151,38 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path) 
             os.chmod(path, 0o444)
         usual_mode(staging, directory=True)
         target = folder / f"v{version}"
+        entries = [version_entry(path) for _, path in versions] + [version_entry(staging, version)]
         os.rename(staging, target)  # fails if another lock took this version first
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    write_signed_versions(folder, entries, key)
     with store.transaction():
         store.log(user.name, "lock", name, None, None,
-                  {"version": version, "sha256": manifest["sha256"], "records": len(rows)})
+                  {"version": version, "sha256": manifest["sha256"], "records": len(rows), "signed_by": key.id})
     return target
+
+
+def sign_gold_set(gold_root: Path, name: str, key: SigningKey) -> Path:
+    """Sign the versions a set already has: for a set locked before versions were signed,
+    or a lock interrupted between its version and its signature. Every version must pass
+    its own checks (`verify_version`), and an existing signed list must verify and list
+    every version but perhaps the newest: a key holder vouches for what is there, but
+    nothing here re-blesses a version that was changed after it was signed."""
+    folder = set_dir(gold_root, name)
+    _check_trusted(gold_root, key)
+    versions = version_folders(folder)
+    if not versions:
+        raise GoldSetError(f"{folder}: no locked version to sign")
+    problems = [problem for _, path in versions for problem in verify_version(path)]
+    if problems:
+        raise GoldSetTampered(f"{folder} does not verify, so it is not signed:\n  " + "\n  ".join(problems))
+    current = [version_entry(path) for _, path in versions]
+    if (folder / SIGNED_VERSIONS).exists():
+        signed, _, problems = read_signed_versions(folder, read_trusted_keys(gold_root))
+        if problems:
+            raise GoldSetTampered("\n".join(problems))
+        if signed != current[:len(signed)] or len(current) - len(signed) > 1:
+            raise GoldSetTampered(f"{folder}: the signed versions differ from the folders; only a newest "
+                                  "version the signed list does not name yet can be signed")
+    return write_signed_versions(folder, current, key)

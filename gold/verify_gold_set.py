@@ -1,45 +1,28 @@
-"""Verify locked gold sets, and read them only once they verify.
+"""Check one locked gold version against its own manifest, naming file, line and record.
 
 `verify_version` checks one `gold/sets/<set>/v<N>/` against its manifest and returns
-every problem, each naming the file, line and record: the whole file's sha256, the count,
-each line's sha256 and id (the id is recomputed from prompt and reference, so an edit
-that also rewrote the id is caught), the guidelines copy, no extra or missing files, and
-the previous version's hashes, so an older version cannot be swapped underneath. A
-`v<N>` folder without a manifest is an unlocked set: a problem too.
+every problem: the whole file's sha256, the count, each line's sha256 and id (the id is
+recomputed from prompt and reference, so an edit that also rewrote the id is caught),
+the guidelines copy, no extra or missing files, and the previous version's hashes, so an
+older version cannot be swapped underneath. A `v<N>` folder without a manifest is an
+unlocked set: a problem too.
 
-Every consumer of gold rows (the evals, the training gate, the audit) reads them through
-`read_locked_set`, which refuses a set that does not verify: nothing measures against,
-or gates with, a gold set nobody approved.
+These checks say *where* a version changed; they cannot say whether the manifest itself
+was rewritten to match. The signature over every file (`signed_versions.py`) decides
+that, and `gold_root.py` runs both before anyone reads a gold row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from datagen.records import canonical_json, content_id
 from datagen.run_store import file_sha256
-from gold.gold_sets import GUIDELINES
+from gold.gold_sets import GUIDELINES, MANIFEST, RECORDS
 
-MANIFEST = "manifest.json"
-RECORDS = "records.jsonl"
-_VERSION = re.compile(r"^v(\d+)$")
 _MANIFEST_KEYS = ("set", "version", "task", "records", "sha256", "record_sha256", "guidelines_sha256", "previous")
-
-
-class GoldSetTampered(RuntimeError):
-    """A locked gold set that does not verify, or a gold set that was never locked."""
-
-
-def locked_versions(set_folder: Path) -> list[tuple[int, Path]]:
-    """Every `v<N>` folder of a set, oldest first (locked or not: `verify_version` says)."""
-    if not Path(set_folder).is_dir():
-        return []
-    return sorted((int(match.group(1)), path) for path in Path(set_folder).iterdir()
-                  if path.is_dir() and (match := _VERSION.match(path.name)))
 
 
 def verify_version(version: Path) -> list[str]:
@@ -110,60 +93,3 @@ def _previous_problems(version: Path, manifest: dict) -> list[str]:
             or json.loads((before / MANIFEST).read_text()).get("sha256") != previous["sha256"]):
         return [f"{before}: differs from the version {version.name} was built on"]
     return []
-
-
-def verify_gold_root(gold_root: Path) -> dict[str, list[str]]:
-    """Problems per version folder of every set under `gold_root`."""
-    if not Path(gold_root).is_dir():
-        raise GoldSetTampered(f"{gold_root}: no such folder of gold sets")
-    return {str(path): verify_version(path)
-            for set_folder in sorted(p for p in Path(gold_root).iterdir() if p.is_dir())
-            for _, path in locked_versions(set_folder)}
-
-
-@dataclass(frozen=True)
-class LockedGoldSet:
-    path: Path  # gold/sets/<set>/v<N>
-    manifest: dict
-    rows: list[dict]
-
-    @property
-    def name(self) -> str:
-        return f"{self.manifest['set']}/v{self.manifest['version']}"
-
-
-def read_locked_set(version: Path) -> LockedGoldSet:
-    """The rows of a locked gold set version, after verifying it; `GoldSetTampered` names
-    every problem otherwise. `version` may also be its `records.jsonl`."""
-    version = Path(version)
-    if version.name == RECORDS:
-        version = version.parent
-    problems = verify_version(version)
-    if problems:
-        raise GoldSetTampered(f"gold set {version} does not verify, so it is not used:\n  " + "\n  ".join(problems))
-    manifest = json.loads((version / MANIFEST).read_text())
-    rows = [json.loads(line) for line in (version / RECORDS).read_text().splitlines()]
-    return LockedGoldSet(version, manifest, rows)
-
-
-def _manifest_task(version: Path) -> str | None:
-    try:
-        return json.loads((version / MANIFEST).read_text()).get("task")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def newest_locked_sets(gold_root: Path, task: str | None = None) -> list[LockedGoldSet]:
-    """The newest version of every gold set (of `task`, when given), each verified; a
-    newest version that does not verify raises rather than falling back to an older one."""
-    found = []
-    root = Path(gold_root)
-    for set_folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        versions = locked_versions(set_folder)
-        if not versions:
-            continue
-        newest = versions[-1][1]
-        if task is not None and _manifest_task(newest) not in (task, None):
-            continue  # another task's set; an unreadable manifest is verified (and refused) below
-        found.append(read_locked_set(newest))
-    return found

@@ -9,6 +9,7 @@ from evals.audit_inputs import read_gold, read_train
 from evals.contamination_audit import AuditConfig, audit
 from flows.audit_flow import audit_flow
 from flows.task_runners import task_runner
+from tests.locked_gold import lock_gold_rows
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -21,14 +22,14 @@ TRAIN_NOISE = [f"Ticket {i}: my parcel number {i} has not arrived and I would li
 
 @pytest.mark.parametrize("dask", [None, "local"])
 def test_sharded_audit_flags_what_a_whole_audit_flags(tmp_path, dask):
-    gold = tmp_path / "gold.jsonl"
-    gold.write_text("".join(json.dumps({"id": f"g{i}", "prompt": p, "answer": ""}) + "\n" for i, p in enumerate(GOLD)))
+    gold = lock_gold_rows(tmp_path / "sets", "audit", "gold.regression_schema:GENERAL_REGRESSION",
+                          [(p, {"answer": "-", "match": "contains", "skill": "facts"}) for p in GOLD])
     rows = TRAIN_NOISE[:12] + ["  " + GOLD[0].upper()] + TRAIN_NOISE[12:] + [
         "Hello team, " + GOLD[1] + " Please refund one of the two charges."]
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"prompt": r, "response": "ok"}) + "\n" for r in rows))
     config = AuditConfig(methods=["exact", "ngram", "minhash"])
-    whole = audit(read_gold(gold), list(read_train(train, [])), config)
+    whole = audit(read_gold(gold)[1], list(read_train(train, [])), config)
 
     flow = audit_flow.with_options(task_runner=task_runner(dask, 2))
     summary = flow(gold, train, tmp_path / "out", config, shard_rows=7)

@@ -10,6 +10,8 @@ from datagen.exports import write_exports
 from datagen.records import Example, PreferencePair
 from datagen.tasks.support_triage import TASK
 from evals.audit_inputs import AuditInputError, AuditRow, read_gold, read_train, row_texts, train_files
+from gold.signed_versions import entry_digest
+from tests.locked_gold import lock_gold_rows
 from evals.contamination_audit import AuditConfig, audit
 from evals.audit_words import word_hashes, word_offsets, words
 from evals.ngram_overlap import GoldNgramIndex, SharedSpan
@@ -282,11 +284,11 @@ def test_unreadable_rows_are_returned_with_their_reason(tmp_path):
     assert [(r.line, r.reason.split(": ")[1]) for r in unread] == [(2, "invalid_json"), (3, "unknown_layout")]
 
 
-def test_a_broken_gold_file_names_the_file_and_line(tmp_path):
+def test_a_gold_file_that_is_not_a_locked_version_is_refused(tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text('{"prompt": "ok"}\n{"answer": "no prompt"}\n')
-    with pytest.raises(AuditInputError, match=f"{path} line 2: a gold row is a JSON object with a string"):
-        read_gold(tmp_path)
+    with pytest.raises(AuditInputError, match=f"{tmp_path}: not locked"):
+        read_gold(path)
 
 
 # ---- the report ---------------------------------------------------------------------------
@@ -319,11 +321,10 @@ def crucible(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def gold_set(tmp_path) -> Path:
-    folder = tmp_path / "gold/sets/demo/v1"
-    folder.mkdir(parents=True)
-    (folder / "records.jsonl").write_text(
-        "".join(json.dumps({"id": r.id, "prompt": r.prompt, "answer": r.answer}) + "\n" for r in GOLD))
-    return folder
+    """The six gold rows locked and signed as `demo/v1`, each answer as a regression reference."""
+    return lock_gold_rows(tmp_path / "gold/sets", "demo", "gold.regression_schema:GENERAL_REGRESSION",
+                          [(r.prompt, {"answer": r.answer or "-", "match": "contains", "skill": "facts"})
+                           for r in GOLD])
 
 
 def write_trl(path: Path, prompts: list[tuple[str, str]]) -> Path:
@@ -338,10 +339,10 @@ def test_cli_exits_1_and_names_the_gold_rows_when_contaminated(tmp_path, gold_se
     done = crucible("--gold", str(gold_set), "--train", str(train), "--out", str(tmp_path / "audit"))
     assert done.returncode == 1, done.stderr
     assert "CONTAMINATED: 5 of 6 gold rows are in the training data (5 training rows):" in done.stdout
-    assert f"  g-damaged ({gold_set}/records.jsonl:1): exact, ngram, minhash, embedding; closest {train}:13" \
-        in done.stdout
+    assert f" ({gold_set}/records.jsonl:1): exact, ngram, minhash, embedding; closest {train}:13" in done.stdout
     report = json.loads((tmp_path / "audit/overlap.json").read_text())
-    assert report["gold"] == "demo/v1" and report["summary"]["flagged_gold_rows"] == 5
+    digest = entry_digest(json.loads((gold_set.parent / "versions.json").read_text())["versions"][0])
+    assert report["gold"] == f"demo/v1 (digest {digest[:16]})" and report["summary"]["flagged_gold_rows"] == 5
     assert "<mark>" in (tmp_path / "audit/overlap.html").read_text()
 
 
@@ -363,4 +364,4 @@ def test_cli_exits_2_naming_the_bad_file(tmp_path, gold_set):
     done = crucible("--gold", str(gold_set), "--train", str(csv), "--out", str(tmp_path / "a"), "--no-embedding")
     assert done.returncode == 2 and f"{csv}: cannot import a .csv file" in done.stderr
     done = crucible("--gold", str(tmp_path), "--train", str(csv), "--out", str(tmp_path / "a"), "--no-embedding")
-    assert done.returncode == 2 and f"{tmp_path}/records.jsonl: no gold records file" in done.stderr
+    assert done.returncode == 2 and f"{tmp_path}: not locked (no manifest.json)" in done.stderr

@@ -1,4 +1,4 @@
-"""The gate reads gold only through verification: a tampered or unlocked set stops it."""
+"""The gate reads gold only through verification: a tampered, unlocked or missing set stops it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import pytest
 
 from evals.audit_inputs import AuditRow
-from evals.contamination_gate import ContaminationError, ContaminationGateConfig, run_gate
+from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from gold.gold_root import GoldSetTampered, NoGoldSet
 from gold.lock_gold_set import gold_row_id
-from gold.verify_gold_set import GoldSetTampered
 from tests.locked_gold import lock_gold_rows
 
 TICKET = "My blender from order A-204518 arrived with a cracked jug, I want a replacement."
@@ -19,9 +19,10 @@ ANSWER = {"category": "damaged_item", "priority": "high", "order_id": "A-204518"
 CONFIG = {"audit": {"methods": ["exact", "ngram", "minhash"]}}
 
 
-def gate(tmp_path, rows):
-    config = ContaminationGateConfig.model_validate(CONFIG | {"gold_root": str(tmp_path / "sets")})
-    return run_gate(rows, "support_triage", config, tmp_path / "report")
+def gate(tmp_path, rows, **settings):
+    config = ContaminationGateConfig.model_validate(CONFIG | {"gold_root": str(tmp_path / "sets")} | settings)
+    _, gold_sets = gold_sets_to_gate(config, "support_triage")
+    return run_gate(rows, gold_sets, config, tmp_path / "report")
 
 
 def test_a_training_row_equal_to_a_locked_gold_row_is_refused_by_its_id(tmp_path):
@@ -38,7 +39,6 @@ def test_a_one_byte_edit_of_the_locked_set_stops_the_gate_naming_the_record(tmp_
     records.write_bytes(records.read_bytes().replace(b"cracked", b"crackeD"))
     with pytest.raises(GoldSetTampered, match=r"records.jsonl line 1 \(record [0-9a-f]{12}\): changed since the lock"):
         gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")])
-    assert json.loads((tmp_path / "report" / "gate.json").read_text())["status"] == "refused"
 
 
 def test_an_unlocked_newest_version_stops_the_gate(tmp_path):
@@ -49,8 +49,22 @@ def test_an_unlocked_newest_version_stops_the_gate(tmp_path):
         gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")])
 
 
-def test_another_tasks_gold_set_is_not_audited(tmp_path):
+def test_another_tasks_gold_set_is_not_audited_and_no_set_of_the_task_is_an_error(tmp_path):
     lock_gold_rows(tmp_path / "sets", "regression", "gold.regression_schema:GENERAL_REGRESSION",
                    [(TICKET, {"answer": "4", "match": "number", "skill": "arithmetic"})])
-    result = gate(tmp_path, [AuditRow("1", "sft:1", TICKET, "")])
-    assert (result.status, result.gold_sets) == ("no_gold_sets", [])
+    with pytest.raises(NoGoldSet, match=f"no locked gold set of task support_triage under {tmp_path / 'sets'}"):
+        gate(tmp_path, [AuditRow("1", "sft:1", TICKET, "")])
+    result = gate(tmp_path, [AuditRow("1", "sft:1", TICKET, "")], without_gold_reason="no triage gold set yet")
+    assert (result.status, result.gold_sets, result.without_gold_reason) == (
+        "without_gold", [], "no triage gold set yet")
+    assert json.loads((tmp_path / "report" / "gate.json").read_text())["without_gold_reason"] == "no triage gold set yet"
+
+
+def test_the_verdict_names_each_gold_version_by_its_signed_digest(tmp_path):
+    version = lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    signed = json.loads((version.parent / "versions.json").read_text())
+    result = gate(tmp_path, [AuditRow("2", "sft:2", "Where is my umbrella order?", "")])
+    [ref] = result.gold_sets
+    assert (ref["set"], ref["signed_by"]) == ("triage/v1", signed["signature"]["key_id"])
+    from gold.signed_versions import entry_digest
+    assert ref["digest"] == entry_digest(signed["versions"][0])

@@ -11,15 +11,16 @@ import pytest
 from datagen.tasks.support_triage import TASK
 from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
-from gold.verify_gold_set import LockedGoldSet
+from gold.gold_root import LockedGoldSet
 
 REF = {"category": "damaged_item", "priority": "high", "order_id": "A-204518", "product": "blender",
        "needs_human": True, "summary": "Blender arrived cracked."}
 
 
 def locked(task: str, rows: list[dict]) -> LockedGoldSet:
-    return LockedGoldSet(Path("gold/sets/x/v1"), {"set": "x", "version": 1, "task": task, "sha256": "ab" * 32},
-                         [dict(row, id=f"row-{i}") for i, row in enumerate(rows)])
+    return LockedGoldSet(Path("gold/sets/x/v1"), {"set": "x", "version": 1, "task": task, "sha256": "ab" * 32,
+                                                  "records": len(rows)},
+                         [dict(row, id=f"row-{i}") for i, row in enumerate(rows)], digest="cd" * 32, key_id="k1")
 
 
 def test_target_records_keep_each_output_and_what_it_got_wrong():
@@ -33,7 +34,8 @@ def test_target_records_keep_each_output_and_what_it_got_wrong():
     assert rows[2]["output"] == "Sure! Here it is." and rows[2]["output_chars"] == 17
     assert summary["exact"]["value"] == 0.3333 and summary["parse_rate"]["value"] == 0.6667
     assert summary["field_accuracy"]["priority"]["value"] == 0.3333
-    assert summary["gold_set"] == {"set": "x/v1", "sha256": "ab" * 32}
+    assert summary["gold_set"] == {"set": "x/v1", "task": "support_triage", "records": 3, "sha256": "ab" * 32,
+                                   "digest": "cd" * 32, "signed_by": "k1", "path": "gold/sets/x/v1"}
 
 
 def test_target_eval_refuses_another_tasks_gold_or_missing_outputs():

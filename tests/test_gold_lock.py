@@ -15,12 +15,8 @@ from datagen.records import canonical_json
 from flows.cli import main
 from gold.gold_sets import GoldSetError
 from gold.lock_gold_set import gold_row_id, lock_gold_set
-from gold.verify_gold_set import (
-    GoldSetTampered,
-    newest_locked_sets,
-    read_locked_set,
-    verify_version,
-)
+from gold.gold_root import GoldRoot, GoldSetTampered, open_version
+from gold.verify_gold_set import verify_version
 from tests.gold_fixtures import (
     ANN,
     BOB,
@@ -35,6 +31,7 @@ from tests.gold_fixtures import (
     triage_set,
     write_people_db,
 )
+from tests.locked_gold import TEST_KEY, trusted_root, write_key_file
 
 GUIDELINES_TEXT = "# Triage guidelines\n\nPick the earlier category when a ticket has two intents.\n"
 LAMP = triage(category="billing_error", priority="urgent", order_id=None, product="desk lamp", needs_human=True,
@@ -60,7 +57,7 @@ def store(people, tmp_path):
 
 @pytest.fixture
 def gold_root(tmp_path):
-    root = tmp_path / "sets"
+    root = trusted_root(tmp_path / "sets")
     (root / "triage").mkdir(parents=True)
     (root / "triage" / "GUIDELINES.md").write_text(GUIDELINES_TEXT)
     return root
@@ -80,7 +77,7 @@ def v1(store, gold_root):
     """Version 1 of the triage set: records 1 and 2 approved, record 3 still a draft."""
     approve(store, 1, triage(), bob=triage(product="earbuds"), note="order id as written")
     approve(store, 2, LAMP)
-    return lock_gold_set(store, RITA, "triage", gold_root)
+    return lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
 
 
 def rewrite(path, text: str) -> None:
@@ -148,32 +145,32 @@ def test_the_locked_files_are_read_only(v1):
 
 def test_a_locked_version_verifies_and_reads(v1, gold_root):
     assert verify_version(v1) == []
-    locked = read_locked_set(v1 / "records.jsonl")
+    locked = open_version(v1 / "records.jsonl")
     assert (locked.name, locked.path, [row["record"] for row in locked.rows]) == ("triage/v1", v1, [1, 2])
     assert main(["gold", "verify", "--gold-root", str(gold_root)]) == 0
 
 
 def test_locking_again_with_nothing_changed_is_refused(v1, store, gold_root):
     with pytest.raises(GoldSetError, match=f"nothing changed since {v1}"):
-        lock_gold_set(store, RITA, "triage", gold_root)
-    assert sorted(path.name for path in (gold_root / "triage").iterdir()) == ["GUIDELINES.md", "v1"]
+        lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
+    assert sorted(path.name for path in (gold_root / "triage").iterdir()) == ["GUIDELINES.md", "v1", "versions.json"]
 
 
 def test_a_labeler_cannot_lock(store, gold_root):
     approve(store, 1, triage())
 
     with pytest.raises(GoldSetError, match="ann is a labeler: only a reviewer or admin locks a gold set"):
-        lock_gold_set(store, ANN, "triage", gold_root)
+        lock_gold_set(store, ANN, "triage", gold_root, TEST_KEY)
     assert not (gold_root / "triage" / "v1").exists()
 
 
 def test_a_set_without_guidelines_or_approved_records_is_not_locked(store, gold_root):
     with pytest.raises(GoldSetError, match="gold set triage has no approved records to lock"):
-        lock_gold_set(store, RITA, "triage", gold_root)
+        lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     (gold_root / "triage" / "GUIDELINES.md").unlink()
     approve(store, 1, triage())
     with pytest.raises(GoldSetError, match="GUIDELINES.md is missing"):
-        lock_gold_set(store, RITA, "triage", gold_root)
+        lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     assert list((gold_root / "triage").iterdir()) == []
 
 
@@ -181,7 +178,7 @@ def test_the_reviewers_edited_input_is_the_prompt(store, gold_root):
     edited = "My order A-204518 (wireless earbuds) has not arrived."
     approve(store, 1, triage(), input_text=edited)
 
-    rows = read_locked_set(lock_gold_set(store, REX, "triage", gold_root)).rows
+    rows = open_version(lock_gold_set(store, REX, "triage", gold_root, TEST_KEY)).rows
 
     assert [(row["prompt"], row["id"]) for row in rows] == [(edited, gold_row_id(edited, triage()))]
 
@@ -189,7 +186,7 @@ def test_the_reviewers_edited_input_is_the_prompt(store, gold_root):
 def test_v2_chains_to_v1_and_lists_what_was_added(v1, store, gold_root):
     approve(store, 3, DESK, reviewer=REX)
 
-    v2 = lock_gold_set(store, RITA, "triage", gold_root)
+    v2 = lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
 
     manifest = json.loads((v2 / "manifest.json").read_text())
     first = json.loads((v1 / "manifest.json").read_text())
@@ -208,7 +205,7 @@ def test_a_changed_approval_shows_in_the_changelog(v1, store, gold_root):
     store.reopen(REX, "triage", 1, base_version=3)
     store.approve(REX, "triage", 1, answer=triage(priority="high"), base_version=4)
 
-    manifest = json.loads((lock_gold_set(store, RITA, "triage", gold_root) / "manifest.json").read_text())
+    manifest = json.loads((lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY) / "manifest.json").read_text())
 
     assert manifest["changelog"] == {
         "added": [], "removed": [gold_row_id(TICKETS[1], LAMP)],
@@ -219,12 +216,14 @@ def test_a_changed_approval_shows_in_the_changelog(v1, store, gold_root):
 
 def test_newest_locked_sets_gives_the_newest_version_of_each_set_of_the_task(v1, store, gold_root):
     approve(store, 3, DESK)
-    lock_gold_set(store, RITA, "triage", gold_root)
+    lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     (gold_root / "unlocked").mkdir()
 
-    assert [locked.name for locked in newest_locked_sets(gold_root)] == ["triage/v2"]
-    assert [locked.name for locked in newest_locked_sets(gold_root, task="support_triage")] == ["triage/v2"]
-    assert newest_locked_sets(gold_root, task="text_to_sql") == []
+    root = GoldRoot(gold_root)
+    assert [locked.name for locked in root.every_version()] == ["triage/v1", "triage/v2"]
+    assert [locked.name for locked in root.newest("support_triage")] == ["triage/v2"]
+    with pytest.raises(GoldSetError, match=f"no locked gold set of task text_to_sql under {gold_root}"):
+        root.newest("text_to_sql")
 
 
 # ---- tampering ----
@@ -276,7 +275,7 @@ def test_read_locked_set_refuses_a_tampered_version_naming_the_line(v1):
     rewrite(records, records.read_text().replace("wireless earbuds", "wired earbuds", 1))
 
     with pytest.raises(GoldSetTampered, match=r"records\.jsonl line 1 \(record [0-9a-f]{12}\): changed"):
-        read_locked_set(v1)
+        open_version(v1)
 
 
 def test_a_version_without_its_manifest_is_not_locked(v1, gold_root):
@@ -284,7 +283,7 @@ def test_a_version_without_its_manifest_is_not_locked(v1, gold_root):
 
     assert verify_version(v1) == [f"{v1}: not locked (no manifest.json); lock it with `crucible gold lock`"]
     with pytest.raises(GoldSetTampered, match="not locked"):
-        newest_locked_sets(gold_root)
+        GoldRoot(gold_root)
     assert main(["gold", "verify", "--gold-root", str(gold_root)]) == 1
 
 
@@ -309,7 +308,7 @@ def test_a_version_moved_to_another_number_is_reported(v1):
 
 def test_v1_rewritten_whole_after_v2_exists_is_caught_by_v2(v1, store, gold_root):
     approve(store, 3, DESK)
-    v2 = lock_gold_set(store, RITA, "triage", gold_root)
+    v2 = lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     # A careful forger rewrites v1's line and its manifest, so v1 verifies on its own.
     records, manifest_path = v1 / "records.jsonl", v1 / "manifest.json"
     lines = records.read_text().splitlines(keepends=True)
@@ -325,12 +324,12 @@ def test_v1_rewritten_whole_after_v2_exists_is_caught_by_v2(v1, store, gold_root
     assert verify_version(v1) == []
     assert verify_version(v2) == [f"{v1}: differs from the version v2 was built on"]
     with pytest.raises(GoldSetTampered, match="differs from the version v2 was built on"):
-        newest_locked_sets(gold_root)
+        GoldRoot(gold_root)
 
 
 def test_an_edited_v1_manifest_is_caught_by_v2(v1, store, gold_root):
     approve(store, 3, DESK)
-    v2 = lock_gold_set(store, RITA, "triage", gold_root)
+    v2 = lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     manifest = json.loads((v1 / "manifest.json").read_text()) | {"locked_by": "rex"}
     rewrite(v1 / "manifest.json", json.dumps(manifest, indent=1) + "\n")
 
@@ -341,7 +340,7 @@ def test_an_edited_v1_manifest_is_caught_by_v2(v1, store, gold_root):
 
 def test_a_missing_previous_version_is_reported(v1, store, gold_root):
     approve(store, 3, DESK)
-    v2 = lock_gold_set(store, RITA, "triage", gold_root)
+    v2 = lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     for path in v1.iterdir():
         path.unlink()
     v1.rmdir()
@@ -354,7 +353,7 @@ def test_no_version_is_built_on_a_tampered_one(v1, store, gold_root):
     approve(store, 3, DESK)
 
     with pytest.raises(GoldSetTampered, match="does not verify, so no version is built on it"):
-        lock_gold_set(store, RITA, "triage", gold_root)
+        lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     assert not (gold_root / "triage" / "v2").exists()
 
 
@@ -371,7 +370,7 @@ def test_a_general_regression_set_locks_with_its_own_label_counts(store, gold_ro
     (gold_root / "regression").mkdir()
     (gold_root / "regression" / "GUIDELINES.md").write_text("# Regression\n")
 
-    locked = read_locked_set(lock_gold_set(store, REX, "regression", gold_root))
+    locked = open_version(lock_gold_set(store, REX, "regression", gold_root, TEST_KEY))
 
     assert [(row["prompt"], row["reference"]) for row in locked.rows] == [
         ("What is 7 + 5?", twelve), ("Capital of France?", paris)]
@@ -384,8 +383,11 @@ def test_lock_and_verify_from_the_command_line(store, gold_root, capsys):
     store.close()
     db = store.db
 
-    assert main(["gold", "lock", "triage", "--as", "ann", "--db", str(db), "--gold-root", str(gold_root)]) == 2
-    assert main(["gold", "lock", "triage", "--as", "rita", "--db", str(db), "--gold-root", str(gold_root)]) == 0
+    key = str(write_key_file(TEST_KEY, gold_root.parent / "key.pem"))
+    assert main(["gold", "lock", "triage", "--as", "ann", "--db", str(db), "--gold-root", str(gold_root),
+                 "--key", key]) == 2
+    assert main(["gold", "lock", "triage", "--as", "rita", "--db", str(db), "--gold-root", str(gold_root),
+                 "--key", key]) == 0
     assert main(["gold", "verify", "--gold-root", str(gold_root)]) == 0
 
     out, err = capsys.readouterr()
@@ -396,7 +398,7 @@ def test_lock_and_verify_from_the_command_line(store, gold_root, capsys):
 
 def test_a_v1_manifest_that_is_no_longer_json_is_reported_by_v1_and_v2(v1, store, gold_root, capsys):
     approve(store, 3, DESK)
-    v2 = lock_gold_set(store, RITA, "triage", gold_root)
+    v2 = lock_gold_set(store, RITA, "triage", gold_root, TEST_KEY)
     rewrite(v1 / "manifest.json", "not json\n")
 
     assert verify_version(v1) == [

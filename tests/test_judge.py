@@ -32,6 +32,9 @@ from datagen.response_cache import ResponseCache
 from datagen.tasks import support_triage
 from datagen.teacher import SamplingParams, TeacherConfig, TeacherStopped
 from datagen.teacher_client import Endpoint
+from gold.gold_root import GoldPromptIndex, GoldRoot
+from gold.gold_sets import GoldSetError as GoldRootError
+from tests.locked_gold import lock_gold_rows, trusted_root
 from tests.scripted_teacher import Fault, ScriptedTeacher
 
 RUBRIC = "The summary must say only what the ticket says, in few words, naming the product as the customer does."
@@ -59,17 +62,16 @@ def config(server, **endpoint) -> JudgeConfig:
 
 @pytest.fixture
 def no_gold(tmp_path):
-    root = tmp_path / "gold" / "sets"
-    root.mkdir(parents=True)
-    return root
+    """The prompt index of a gold root that exists, verified, with no locked set."""
+    return GoldRoot(trusted_root(tmp_path / "gold" / "sets")).prompt_index()
 
 
-def judge(call, items, server, tmp_path, gold_root, judge_config=None, **options):
+def judge(call, items, server, tmp_path, gold, judge_config=None, **options):
     async def go():
         cache = ResponseCache(tmp_path / "judge.sqlite")
         try:
             endpoint = Endpoint(server.base_url, "judge-m", "no-key")
-            return await call(items, TASK, judge_config or config(server), endpoint, cache, gold_root=gold_root,
+            return await call(items, TASK, judge_config or config(server), endpoint, cache, gold=gold,
                               **options)
         finally:
             cache.close()
@@ -256,50 +258,47 @@ def test_model_families_and_the_same_family_warning():
     assert family_warning("gpt-4o", ["Qwen/Qwen2.5-7B-Instruct", "meta-llama/Meta-Llama-3-8B-Instruct"]) is None
 
 
-def write_gold(root, rows) -> None:
-    folder = root / "support_triage" / "v2"
-    folder.mkdir(parents=True)
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" if r else "\n" for r in rows))
+def write_gold(root, prompts) -> GoldPromptIndex:
+    """`prompts` locked as gold set support_triage (v1), and the index of the verified root."""
+    lock_gold_rows(root, "support_triage", "datagen.tasks.support_triage:TASK",
+                   [(prompt, TRIAGE_ANSWER) for prompt in prompts])
+    return GoldRoot(root).prompt_index()
 
 
-def test_the_judge_refuses_gold_rows_by_prompt_or_content_id(tmp_path, no_gold):
-    write_gold(no_gold, [{"prompt": "Where is my parcel?"}, None, {"prompt": "  my DESK lamp from order "
-                                                                   "A-123456   arrived broken."}])
-    path = no_gold / "support_triage" / "v2" / "records.jsonl"
+TRIAGE_ANSWER = {"category": "damaged_item", "priority": "normal", "order_id": None, "product": None,
+                 "needs_human": False, "summary": "Something arrived broken."}
+
+
+def test_the_judge_refuses_gold_rows_by_prompt_or_content_id(tmp_path):
+    root = tmp_path / "gold" / "sets"
+    gold = write_gold(root, ["Where is my parcel?", "Anything else?",
+                             "  my DESK lamp from order A-123456   arrived broken."])
+    path = root / "support_triage" / "v1" / "records.jsonl"
     with pytest.raises(GoldSetError, match=re.escape(
-        f"example {SHORT.id} has the prompt of gold set support_triage v2 line 3 ({path}); 2 example(s) in all "
+        f"example {SHORT.id} has the prompt of gold set support_triage/v1 line 3 ({path}); 2 example(s) in all "
         "are gold rows. The judge never labels gold rows: remove them first"
     )):
-        refuse_gold([KETTLE_1, SHORT, WORDY], no_gold)
-    refuse_gold([KETTLE_1], no_gold)  # not gold: no error
+        refuse_gold([KETTLE_1, SHORT, WORDY], gold)
+    refuse_gold([KETTLE_1], gold)  # not gold: no error
 
-    by_id = tmp_path / "by-id"
-    write_gold(by_id, [{"prompt": "something else", "id": KETTLE_2.id}])
-    with pytest.raises(GoldSetError, match="has the content id of gold set support_triage v2 line 1"):
-        refuse_gold([KETTLE_2], by_id)
+    # A row carrying a gold row's id (the sha256 of its prompt and reference) is that gold row too.
+    row = GoldRoot(root).get("support_triage/v1").rows[0]
+    assert gold.find("something else", row["id"]) == ("content id", f"gold set support_triage/v1 line 1 ({path})")
 
 
-def test_every_judge_entry_point_checks_the_gold_sets_before_asking(tmp_path, no_gold):
-    write_gold(no_gold, [{"prompt": LAMP}])
+def test_every_judge_entry_point_checks_the_gold_sets_before_asking(tmp_path):
+    gold = write_gold(tmp_path / "gold" / "sets", [LAMP])
     with ScriptedTeacher(lambda question, k: "never asked") as server:
-        with pytest.raises(GoldSetError, match="gold set support_triage v2 line 1"):
-            judge(score_answers, [KETTLE_1, SHORT], server, tmp_path, no_gold)
-        with pytest.raises(GoldSetError, match="gold set support_triage v2 line 1"):
-            judge(compare_pairwise, [(KETTLE_1, KETTLE_2), (SHORT, WORDY)], server, tmp_path, no_gold)
-        # A gold root that is not there is not "no gold": the check cannot be skipped by a typo.
-        with pytest.raises(GoldSetError, match="gold root .*missing is not a folder"):
-            judge(score_answers, [KETTLE_1], server, tmp_path, tmp_path / "missing")
-        with pytest.raises(GoldSetError, match="gold_root is required"):
+        with pytest.raises(GoldSetError, match="gold set support_triage/v1 line 1"):
+            judge(score_answers, [KETTLE_1, SHORT], server, tmp_path, gold)
+        with pytest.raises(GoldSetError, match="gold set support_triage/v1 line 1"):
+            judge(compare_pairwise, [(KETTLE_1, KETTLE_2), (SHORT, WORDY)], server, tmp_path, gold)
+        with pytest.raises(GoldSetError, match="pass the verified gold index"):
             judge(score_answers, [KETTLE_1], server, tmp_path, None)
         assert server.requests == []
-
-
-def test_a_malformed_gold_file_is_an_error_naming_its_line(tmp_path, no_gold):
-    folder = no_gold / "support_triage" / "v1"
-    folder.mkdir(parents=True)
-    (folder / "records.jsonl").write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
-    with pytest.raises(GoldSetError, match="records.jsonl line 2: a gold row is a JSON object with a string"):
-        refuse_gold([SHORT], no_gold)
+    # A gold root that is not there is not "no gold": the check cannot be skipped by a typo.
+    with pytest.raises(GoldRootError, match=f"{tmp_path / 'missing'}: no such folder of gold sets"):
+        GoldRoot(tmp_path / "missing")
 
 
 def test_judge_settings_live_in_one_place():
@@ -324,9 +323,9 @@ def test_the_embedded_model_judges_through_the_openai_path(tmp_path, no_gold, em
             cache = ResponseCache(tmp_path / "judge.sqlite")
             try:
                 scores = await score_answers([SHORT, WRONG], TASK, judge_config, endpoint, cache,
-                                             on_progress=progress.append, gold_root=no_gold)
+                                             on_progress=progress.append, gold=no_gold)
                 verdicts = await compare_pairwise([(SHORT, WORDY), (KETTLE_1, KETTLE_2)], TASK, judge_config,
-                                                  endpoint, cache, on_progress=progress.append, gold_root=no_gold)
+                                                  endpoint, cache, on_progress=progress.append, gold=no_gold)
                 return scores, verdicts
             finally:
                 cache.close()

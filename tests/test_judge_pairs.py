@@ -9,6 +9,8 @@ from datagen.judge_pairs import judge_ranked_pairs
 from datagen.records import Example
 from datagen.response_cache import ResponseCache
 from datagen.teacher_client import Endpoint
+from gold.gold_root import GoldRoot
+from tests.locked_gold import trusted_root
 from tests.scripted_teacher import ScriptedTeacher
 from tests.test_judge import TASK, config, shown
 
@@ -41,8 +43,7 @@ def script(question: str, k: int) -> str:
 
 
 def test_only_pairs_that_both_readings_agree_on_are_kept(tmp_path):
-    gold = tmp_path / "gold" / "sets"
-    gold.mkdir(parents=True)
+    gold = GoldRoot(trusted_root(tmp_path / "gold" / "sets")).prompt_index()
     answers = [
         answer("p1", "clear"), answer("p1", "vague"),    # margin 5: kept
         answer("p2", "fine"), answer("p2", "ok"),        # margin 1 < 2: dropped
@@ -55,7 +56,7 @@ def test_only_pairs_that_both_readings_agree_on_are_kept(tmp_path):
         cache = ResponseCache(tmp_path / "judge.sqlite")
         try:
             return await judge_ranked_pairs(answers, TASK, config(server), Endpoint(server.base_url, "judge-m", "k"),
-                                            cache, gold_root=gold)
+                                            cache, gold=gold)
         finally:
             cache.close()
 

@@ -15,6 +15,7 @@ import yaml
 from datagen.task import parse_json_answer
 from datagen.tasks.support_triage import TASK
 from flows.preflight import PreflightRecipe, preflight
+from gold.gold_root import NoGoldSet
 from tests.locked_gold import lock_gold_rows
 from tests.train_exports import GOLD_ANSWER, write_export
 
@@ -30,12 +31,12 @@ TICKETS = [("My blender from order A-204518 arrived with a cracked jug, I want a
 
 def write_recipes(tmp_path: Path, tiny_model: Path, gold_root: Path) -> Path:
     export = write_export(tmp_path / "export", TASK.generate(12, 7))
-    train = {"export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
+    train = {"task": "datagen.tasks.support_triage:TASK", "export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
              "contamination_gate": {"gold_root": str(gold_root), "audit": {"methods": ["exact", "ngram", "minhash"]}},
              "sft": {"max_steps": 2, "batch_size": 4, "max_length": 512, "learning_rate": 1e-2},
              "dpo": {"max_steps": 1, "batch_size": 4, "max_length": 512}}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
-    recipe = {"train_recipe": str(tmp_path / "train.yaml"), "gold_root": str(gold_root),
+    recipe = {"train_recipe": str(tmp_path / "train.yaml"),
               "out": str(tmp_path / "preflight"),
               "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4},
               "ablations": [{"name": "no-dpo", "description": "without DPO", "dpo": False},
@@ -66,6 +67,9 @@ def test_the_preflight_compares_baselines_pilot_and_ablations_on_the_gold_rows(t
     for name in ("base-few-shot", "base-constrained", "pilot-SFT+DPO"):
         target = json.loads((evals / name / "target.json").read_text())
         assert target["rows"] == 2 and target["gold_set"]["set"] == "triage/v1"
+        assert target["gold_set"]["digest"] == summary["gold_sets"][0]["digest"]
+    assert [(ref["set"], len(ref["digest"])) for ref in summary["gold_sets"]] == [
+        ("triage/v1", 64), ("general_regression/v1", 64)]
     # The grammar holds even a random model to the schema's object, key by key.
     for row in map(json.loads, (evals / "base-constrained" / "target.jsonl").read_text().splitlines()):
         assert row["output"].startswith('{"category":'), row["output"]
@@ -108,7 +112,7 @@ async def _artifact_keys() -> set[str]:
 def test_without_a_locked_regression_set_nothing_is_trained(tmp_path, tiny_model):
     gold_root = tmp_path / "gold" / "sets"
     lock_gold_rows(gold_root, "triage", "datagen.tasks.support_triage:TASK", TICKETS)
-    with pytest.raises(RuntimeError, match="no locked regression set 'general_regression'"):
+    with pytest.raises(NoGoldSet, match="no locked gold set 'general_regression'"):
         preflight(load(write_recipes(tmp_path, tiny_model, gold_root)))
     assert not (tmp_path / "train").exists()
 

@@ -13,8 +13,9 @@ import pytest
 from datagen.tasks.support_triage import TASK
 from evals.contamination_gate import ContaminationError
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
-from gold.verify_gold_set import GoldSetTampered
-from tests.locked_gold import lock_gold_rows
+from gold.gold_root import GoldSetError, GoldSetTampered, NoGoldSet
+from gold.signed_versions import entry_digest
+from tests.locked_gold import TEST_KEY, lock_gold_rows, trusted_root
 from tests.train_exports import GOLD_ANSWER, write_export
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "one_torch_thread")
@@ -24,7 +25,7 @@ GOLD_TICKET = "My blender from order A-204518 arrived with a cracked jug, I want
 
 def recipe(tmp_path: Path, tiny_model: Path, export: Path, **overrides) -> TrainRecipe:
     return TrainRecipe.model_validate({
-        "export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
+        "task": "datagen.tasks.support_triage:TASK", "export": str(export), "base_model": str(tiny_model), "out": str(tmp_path / "train"),
         "contamination_gate": {"gold_root": str(tmp_path / "gold" / "sets"),
                                "audit": {"methods": ["exact", "ngram", "minhash"]}},
         "sft": {"max_steps": 3, "batch_size": 4, "max_length": 512, "learning_rate": 1e-2},
@@ -45,9 +46,12 @@ def test_the_flow_trains_sft_then_dpo_and_records_every_input(tmp_path, tiny_mod
     out = tmp_path / "train"
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest, default=str))
     assert manifest["final_adapter"] == str(out / "dpo" / "adapter")
+    signed = json.loads((gold.parent / "versions.json").read_text())
     assert manifest["gold_sets"] == [{"set": "triage/v1", "task": "support_triage", "records": 1,
                                       "sha256": json.loads((gold / "manifest.json").read_text())["sha256"],
-                                      "manifest_sha256": manifest["gold_sets"][0]["manifest_sha256"]}]
+                                      "digest": entry_digest(signed["versions"][0]), "signed_by": TEST_KEY.id,
+                                      "path": str(gold)}]
+    assert manifest["without_gold_reason"] is None
     assert manifest["contamination_gate"]["status"] == "clean"
     assert manifest["rows"] == {"sft": 12, "dpo": 8}
     assert set(manifest["export"]["files"]) == {"trl_sft/train.jsonl", "trl_dpo/train.jsonl"}
@@ -89,6 +93,9 @@ def test_a_tampered_gold_set_or_none_at_all_stops_the_flow(tmp_path, tiny_model,
     with pytest.raises(GoldSetTampered, match="records.jsonl line 1"):
         train_sft_dpo(recipe(tmp_path, tiny_model, export))
 
-    with pytest.raises(RuntimeError, match="no locked gold set of task support_triage"):
+    with pytest.raises(GoldSetError, match=f"{tmp_path / 'none'}: no such folder of gold sets"):
         train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate={"gold_root": str(tmp_path / "none")}))
+    empty = trusted_root(tmp_path / "empty")
+    with pytest.raises(NoGoldSet, match="no locked gold set of task support_triage"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate={"gold_root": str(empty)}))
     assert not (tmp_path / "train" / "sft").exists()

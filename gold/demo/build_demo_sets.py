@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from gold.gold_sets import GOLD_ROOT
+from gold.signing import default_key_path, load_signing_key
 from gold.import_records import import_records
 from gold.labeling_store import LabelingStore, User
 from gold.lock_gold_set import lock_gold_set
@@ -93,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=Path("gold/work/demo-labeling.sqlite3"))
     parser.add_argument("--gold-root", type=Path, default=GOLD_ROOT)
     parser.add_argument("--lock", action="store_true", help="lock both sets as their next version")
+    parser.add_argument("--key", type=Path, default=None,
+                        help="the signing key to lock with (default: as `crucible gold lock`); the gold root must "
+                        "trust it")
     args = parser.parse_args(argv)
+    key = load_signing_key(args.key or default_key_path(), REVIEWER.name) if args.lock else None
     if args.db.exists():
         raise SystemExit(f"{args.db} exists: this script builds a fresh database; move it away first")
     store = LabelingStore(args.db)
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in (TRIAGE, REGRESSION):
         print(name, json.dumps(store.progress(name)["by_status"]))
         if args.lock:
-            print("locked", lock_gold_set(store, REVIEWER, name, args.gold_root))
+            print("locked", lock_gold_set(store, REVIEWER, name, args.gold_root, key))
     store.close()
     return 0
 
