@@ -170,7 +170,7 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
     throttle, slots = LoginThrottle(), SecretCheckSlots()
 
     def check_secret(name: str, secret: str, address: str) -> str | None:
-        with opened_store() as store:
+        with slots.slot(), opened_store() as store:
             try:
                 return log_in(store, name, secret, address=address)
             except NotAllowed:
@@ -189,8 +189,7 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
 
     @app.post("/login")
     async def login(request: Request, name: str = Form(...), secret: str = Form(...)) -> Response:
-        # Async, so that a login waiting for a secret-check slot holds no worker thread:
-        # pages and the API keep their threads during a flood of logins.
+        # Async: only the secret check and the audit log's lines need a worker thread.
         address = request.client.host if request.client else "unknown"
         try:
             throttle.admit(name, address)
@@ -199,8 +198,7 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
                                            f"locked out: {refused.retry_after_s} s left")
             return login_refused(request, 429, str(refused), refused.retry_after_s)
         try:
-            async with slots.slot():
-                token = await anyio.to_thread.run_sync(check_secret, name, secret, address)
+            token = await anyio.to_thread.run_sync(check_secret, name, secret, address)
         except ServerBusy as busy:
             throttle.withdrawn(name, address)
             await anyio.to_thread.run_sync(record_refusal, name, address, "too many logins at once")

@@ -19,8 +19,9 @@ Two things a flood of logins does to `crucible gold serve`, and what stops each:
 - **Memory.** An Argon2 check allocates 64 MiB (argon2-cffi's default, RFC 9106's
   low-memory profile) and runs ~0.2 s; sixty-four at once took the server past 2.7 GB.
   `SecretCheckSlots` lets `concurrent_checks` run at once and `waiting_checks` wait their
-  turn (a waiting login holds no thread and almost no memory); a login beyond that is
-  answered 503 at once, with Retry-After, rather than queued without end.
+  turn (a waiting login holds a worker thread, but no CPU and no Argon2 memory: at most
+  18 of the server's 40 threads, so pages keep the rest); a login beyond that is answered
+  503 at once, with Retry-After, rather than queued without end.
 
 Concurrent attempts cannot get round the count: an attempt is admitted while it could
 still be within the free failures if every attempt in flight failed, and once the free
@@ -35,11 +36,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
-
-import anyio
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,13 @@ class _Failures:
 
 class LoginThrottle:
     """Failed-login counts per name and per address. Call `admit` before checking a secret,
-    then exactly one of `failed`, `succeeded` or `withdrawn` (the check never ran). Not
-    thread-safe: the app calls it from its event loop only."""
+    then exactly one of `failed`, `succeeded` or `withdrawn` (the check never ran)."""
 
     def __init__(self, config: ThrottleConfig = ThrottleConfig(), clock: Callable[[], float] = time.monotonic):
         self.config, self.clock = config, clock
         self._keys: dict[tuple[str, str], _Failures] = {}
         self._admitted_since_prune = 0
+        self._lock = threading.Lock()  # one server loop calls it, but test clients may run several
 
     @staticmethod
     def _keys_of(name: str, address: str) -> list[tuple[str, str]]:
@@ -117,36 +117,41 @@ class LoginThrottle:
 
     def admit(self, name: str, address: str) -> None:
         """Let one attempt at `name` from `address` be checked, or raise `LockedOut`."""
-        now = self.clock()
-        self._prune(now)
-        keys = self._keys_of(name, address)
-        states = [self._state(key, now) for key in keys]
-        wait = max(self._wait_s(key, state, now) for key, state in zip(keys, states))
-        if wait > 0:
-            raise LockedOut(math.ceil(wait))
-        for state in states:
-            state.checking += 1
+        with self._lock:
+            now = self.clock()
+            self._prune(now)
+            keys = self._keys_of(name, address)
+            states = [self._state(key, now) for key in keys]
+            wait = max(self._wait_s(key, state, now) for key, state in zip(keys, states))
+            if wait > 0:
+                raise LockedOut(math.ceil(wait))
+            for state in states:
+                state.checking += 1
 
     def failed(self, name: str, address: str) -> None:
-        now = self.clock()
-        for key in self._keys_of(name, address):
-            state = self._keys[key]
-            state.checking -= 1
-            state.count += 1
-            state.last_failure = now
-            beyond = state.count - self._free_failures(key)
-            if beyond >= 0:
-                lockout = min(self.config.max_lockout_s, self.config.first_lockout_s * 2 ** min(beyond, 64))
-                state.locked_until = now + lockout
+        with self._lock:
+            now = self.clock()
+            for key in self._keys_of(name, address):
+                state = self._keys[key]
+                state.checking -= 1
+                state.count += 1
+                state.last_failure = now
+                beyond = state.count - self._free_failures(key)
+                if beyond >= 0:
+                    lockout = min(self.config.max_lockout_s, self.config.first_lockout_s * 2 ** min(beyond, 64))
+                    state.locked_until = now + lockout
 
     def succeeded(self, name: str, address: str) -> None:
-        self.withdrawn(name, address)
-        state = self._keys[self._keys_of(name, address)[0]]
-        state.count, state.locked_until = 0, -math.inf
+        with self._lock:
+            name_key, address_key = self._keys_of(name, address)
+            self._keys[address_key].checking -= 1
+            state = self._keys[name_key]
+            state.checking, state.count, state.locked_until = state.checking - 1, 0, -math.inf
 
     def withdrawn(self, name: str, address: str) -> None:
-        for key in self._keys_of(name, address):
-            self._keys[key].checking -= 1
+        with self._lock:
+            for key in self._keys_of(name, address):
+                self._keys[key].checking -= 1
 
     def _prune(self, now: float) -> None:
         # Every name and address ever tried would otherwise stay in memory for good.
@@ -161,26 +166,20 @@ class LoginThrottle:
 
 class SecretCheckSlots:
     """At most `concurrent_checks` secret checks at once and `waiting_checks` waiting;
-    `ServerBusy` beyond that. Use from the event loop: `async with slots.slot(): ...`."""
+    `ServerBusy` beyond that. Use in the worker thread that checks: `with slots.slot():`.
+    Thread semaphores, not asyncio ones: an asyncio semaphore belongs to one event loop,
+    and logins waiting on it from two loops (test clients in threads) would never wake."""
 
     def __init__(self, config: ThrottleConfig = ThrottleConfig()):
-        self._running = anyio.Semaphore(config.concurrent_checks)
-        self._most_waiting = config.waiting_checks
-        self._waiting = 0
+        self._running = threading.BoundedSemaphore(config.concurrent_checks)
+        self._admitted = threading.BoundedSemaphore(config.concurrent_checks + config.waiting_checks)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._admitted.acquire(blocking=False):
+            raise ServerBusy()
         try:
-            self._running.acquire_nowait()
-        except anyio.WouldBlock:
-            if self._waiting >= self._most_waiting:
-                raise ServerBusy() from None
-            self._waiting += 1
-            try:
-                await self._running.acquire()
-            finally:
-                self._waiting -= 1
-        try:
-            yield
+            with self._running:
+                yield
         finally:
-            self._running.release()
+            self._admitted.release()
