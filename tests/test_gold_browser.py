@@ -191,9 +191,13 @@ def test_label_review_lock_and_verify(gold_server: GoldServer, browser: Browser)
     arrived(rita, f"{server.url}/sets/{SET}?reviewed=1")
     assert statuses(rita) == {blender: "approved", lamp: "approved", server.records["login"]: "draft"}
 
-    # Lock the approved records and verify them; then tamper with one byte.
+    # Rita makes her signing key (outside any checkout), locks and signs the approved
+    # records, and they verify; then one byte is tampered with.
     db, root = str(server.db), str(server.gold_root)
-    locked = crucible("gold", "lock", SET, "--as", "rita", "--db", db, "--gold-root", root)
+    key = str(server.db.parent / "rita-key" / "gold.pem")
+    made = crucible("gold", "keygen", "--owner", "rita", "--key", key, "--gold-root", root)
+    assert made.returncode == 0, made.stdout + made.stderr
+    locked = crucible("gold", "lock", SET, "--as", "rita", "--db", db, "--gold-root", root, "--key", key)
     assert locked.returncode == 0, locked.stdout + locked.stderr
     verified = crucible("gold", "verify", "--db", db, "--gold-root", root)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -216,6 +220,7 @@ def test_label_review_lock_and_verify(gold_server: GoldServer, browser: Browser)
     assert "FAILED" in tampered.stdout
     assert f"{records} line 2 " in tampered.stdout, tampered.stdout
     assert f"{records} line 1 " not in tampered.stdout
+    assert f"{records}: changed since it was signed" in tampered.stdout
 
 
 def test_stale_save_shows_both_versions(gold_server: GoldServer, browser: Browser):
