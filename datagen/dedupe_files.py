@@ -1,8 +1,9 @@
 """Dedupe a JSONL or parquet file by one text field, streaming: exact, then near duplicates.
 
 Input: IN, `.jsonl`/`.ndjson` (one JSON object a line) or `.parquet`, with a text field.
-Output in DIR, every file written to a temporary name and renamed, `summary.json` last
-(its existence means the run completed):
+Output in DIR, written into a temporary folder beside it and moved in only when every
+file is complete, `summary.json` last (its existence means the run completed); a run that
+fails (a corrupt parquet file, say) leaves no DIR behind:
 
 - `kept.<ext>`: the rows that stay, unchanged (JSONL: the original lines, byte for byte).
 - `removed.<ext>`: every other row with `duplicate_of` (the kept row of its cluster: its
@@ -32,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.minhash_dedup import MinhashDedupConfig, cluster_near_duplicates
 from datagen.minhash_signatures import batch_signatures, candidate_pairs, map_in_processes, normalized_words
+from datagen.run_store import usual_mode
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -241,10 +245,40 @@ def dedupe_file(path: Path, out: Path, config: DedupeFileConfig, processes: int 
     path, out = Path(path), Path(out)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    is_jsonl = path.suffix.lower() in JSONL_SUFFIXES
-    if not is_jsonl and path.suffix.lower() != ".parquet":
+    if path.suffix.lower() not in JSONL_SUFFIXES + (".parquet",):
         raise ValueError(f"{path}: expected a .jsonl, .ndjson or .parquet file")
-    out.mkdir(parents=True, exist_ok=True)
+    missing = [folder for folder in [out.parent, *out.parent.parents] if not folder.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        summary = _dedupe_into(path, partial_dir, config, processes, map_batches)
+    except BaseException as error:
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        for folder in missing:  # innermost first: the folders made for DIR, now empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, pl.exceptions.PolarsError):
+            raise ValueError(f"{path}: cannot read as parquet: {str(error).splitlines()[0]}") from None
+        raise
+    usual_mode(partial_dir, directory=True)
+    _move_outputs(partial_dir, out)
+    return summary
+
+
+def _move_outputs(partial_dir: Path, out: Path) -> None:
+    """A new DIR is the temporary folder renamed; into an existing one the files are moved
+    one by one, summary.json last."""
+    if not out.exists():
+        os.replace(partial_dir, out)
+        return
+    for name in sorted(os.listdir(partial_dir), key=lambda name: name == "summary.json"):
+        os.replace(partial_dir / name, out / name)
+    partial_dir.rmdir()
+
+
+def _dedupe_into(path: Path, out: Path, config: DedupeFileConfig, processes: int | None,
+                 map_batches: Callable[[Callable, Iterator], Iterator] | None) -> dict:
+    is_jsonl = path.suffix.lower() in JSONL_SUFFIXES
     started = time.perf_counter()
 
     if is_jsonl:

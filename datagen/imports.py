@@ -18,8 +18,9 @@ a known-correct answer, so imported prompts are verified like generated ones.
 Nothing is lost: a broken line (invalid JSON, not an object, wrong types, missing or
 empty fields, a multi-turn chat) is returned as an `ImportReject` with its line number,
 its text as written and the reason, and the rest of the file is imported. A blank line
-holds no data and is skipped. A file that cannot be read at all (missing, not parquet,
-of no known layout) raises `ImportFileError` naming the file.
+holds no data and is skipped. A file that cannot be read at all (missing, empty, not
+parquet, of no known layout) raises `ImportFileError` naming the file; `check_importable`
+finds these before any work, reading a file only up to its first JSON object.
 
 JSONL is read line by line; parquet is read whole with polars (a 100k-row file of short
 chats is tens of megabytes).
@@ -196,6 +197,39 @@ def _pair(row: dict, config: ImportConfig, task: Task, source: str, run_id: str)
     )
 
 
+def _detect_layout(path: Path, number: int, row: dict, kind: Kind) -> Layout:
+    try:
+        return detect_layout(row, kind)
+    except UnknownLayout as error:
+        raise ImportFileError(f"{path}: {_where(path)} {number}: {error}") from None
+
+
+def _no_layout(path: Path, first_problem: tuple[int, str] | None) -> ImportFileError:
+    if first_problem is None:
+        return ImportFileError(f"{path}: the file is empty: no row to import")
+    number, reason = first_problem
+    return ImportFileError(f"{path}: no row is a JSON object to detect the layout from; "
+                           f"{_where(path)} {number}: {reason}")
+
+
+def check_importable(config: ImportConfig) -> None:
+    """Raise `ImportFileError` if `import_file` could not import `config.path` at all."""
+    path = config.path
+    if not path.is_file():
+        raise ImportFileError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    first_problem = None
+    try:
+        for number, _, row, reason in _rows(path):
+            if row is not None:
+                if config.layout == "auto":
+                    _detect_layout(path, number, row, config.kind)
+                return
+            first_problem = first_problem or (number, reason)
+    except OSError as error:
+        raise ImportFileError(f"{path}: cannot read: {error.strerror}") from None
+    raise _no_layout(path, first_problem)
+
+
 def import_file(config: ImportConfig, task: Task, run_id: str) -> ImportResult:
     """The rows of `config.path` as `task`'s Examples or PreferencePairs, and the rejects."""
     path = config.path
@@ -207,10 +241,7 @@ def import_file(config: ImportConfig, task: Task, run_id: str) -> ImportResult:
             if row is None:
                 raise RowRejected(reason)
             if layout is None:
-                try:
-                    layout = detect_layout(row, config.kind)
-                except UnknownLayout as error:
-                    raise ImportFileError(f"{path}: {_where(path)} {number}: {error}") from None
+                layout = _detect_layout(path, number, row, config.kind)
             if config.kind == "preference":
                 pairs.append(_pair(row, config, task, source, run_id))
             else:
@@ -219,6 +250,5 @@ def import_file(config: ImportConfig, task: Task, run_id: str) -> ImportResult:
             text = raw if raw is not None else json.dumps(row, ensure_ascii=False, default=str)
             rejects.append(ImportReject(line=number, raw=text, reason=str(rejected)))
     if layout is None:
-        first = f"; {_where(path)} {rejects[0].line}: {rejects[0].reason}" if rejects else ""
-        raise ImportFileError(f"{path}: no row is a JSON object to detect the layout from{first}")
+        raise _no_layout(path, (rejects[0].line, rejects[0].reason) if rejects else None)
     return ImportResult(layout=layout, source=source, examples=examples, pairs=pairs, rejects=rejects)

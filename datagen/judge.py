@@ -146,7 +146,7 @@ async def _ask_all(
             counts["failed"] += 1
         on_progress(Progress.of([client], counts["done"], len(requests), counts["failed"]))
 
-    await run_requests([ask(slot, messages, fmt) for slot, (messages, fmt) in enumerate(requests)], [client])
+    await run_requests([ask(slot, messages, fmt) for slot, (messages, fmt) in enumerate(requests)], [client], stop)
     if stop.reason:
         raise TeacherStopped(
             f"stopped: {stop.reason}; {counts['done']} of {len(requests)} judge requests are answered "

@@ -8,32 +8,28 @@ loopback port, a log file, a bounded wait for `/health`, and a clean stop.
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from datagen.server_processes import (
+    ServerNotHealthy,
+    free_loopback_port,
+    start_server,
+    stop_server,
+    wait_until_healthy,
+)
+
+__all__ = ["ModelServerError", "free_loopback_port", "serve_model", "served_model_name"]
+
+# Nothing in a model server is worth waiting for once the build stops: what was answered
+# is in the response cache. Busy with a batch, `transformers serve` can take far longer
+# than this to honour SIGTERM.
+STOP_GRACE_S = 3.0
 
 
 class ModelServerError(RuntimeError):
     pass
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def _log_tail(log_path: Path, lines: int = 15) -> str:
@@ -81,27 +77,16 @@ def serve_model(
         ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=Path(model_dir).resolve().parent,
-            # Its own session: a Ctrl-C in the terminal goes to the build alone, which lets
-            # the requests in flight finish and then stops the server itself.
-            start_new_session=True,
-        )
+        # Its own session: a Ctrl-C in the terminal goes to the build alone, which stops
+        # the server itself (datagen/server_processes.py).
+        process = start_server(command, output=log, cwd=Path(model_dir).resolve().parent)
     try:
-        health = f"http://127.0.0.1:{port}/health"
-        deadline = time.monotonic() + startup_timeout_s
-        while not _healthy(health):
-            if process.poll() is not None:
-                raise ModelServerError(
-                    f"model server for {model_dir} exited with code {process.returncode} "
-                    f"during start-up; see its log {log_path}:\n{_log_tail(log_path)}"
-                )
-            if time.monotonic() > deadline:
-                raise ModelServerError(
-                    f"model server for {model_dir} was not healthy after {startup_timeout_s:.0f} s; "
-                    f"see its log {log_path}"
-                )
-            time.sleep(0.5)
+        try:
+            wait_until_healthy(process, f"http://127.0.0.1:{port}/health", startup_timeout_s)
+        except ServerNotHealthy as problem:
+            raise ModelServerError(
+                f"model server for {model_dir} {problem}; see its log {log_path}:\n{_log_tail(log_path)}"
+            ) from None
         try:
             yield f"http://127.0.0.1:{port}/v1"
         except Exception as error:
@@ -113,10 +98,4 @@ def serve_model(
                 ) from error
             raise
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(process, STOP_GRACE_S)

@@ -127,6 +127,30 @@ class RunStore:
         os.replace(partial, self.stage_dir(stage))
         return manifest
 
+    def remove_stage(self, stage: str) -> list[str]:
+        """Remove a completed stage and every completed stage made from it, directly or
+        through others (their manifests' `inputs`), so that a re-run makes them again;
+        return their names, `stage` last. Dependents go first: a removal cut short leaves
+        no stage whose input is gone, only stages the next removal still finds."""
+        inputs = {
+            path.parent.name: set(json.loads(path.read_text())["inputs"])
+            for path in self.run_dir.glob(f"*/{MANIFEST}")
+        }
+        removed: list[str] = []
+
+        def after_its_dependents(name: str) -> None:
+            for other in sorted(other for other, read in inputs.items() if name in read):
+                if other not in removed:
+                    after_its_dependents(other)
+            removed.append(name)
+
+        after_its_dependents(stage)
+        for name in removed:
+            retired = Path(tempfile.mkdtemp(dir=self.run_dir, prefix=f".{name}.removed-"))
+            os.replace(self.stage_dir(name), retired / name)
+            shutil.rmtree(retired)
+        return removed
+
     def manifest_sha256(self, stage: str) -> str:
         path = self.stage_dir(stage) / MANIFEST
         if not path.exists():

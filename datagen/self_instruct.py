@@ -34,7 +34,6 @@ seeds and earlier rounds, so a stopped or crashed run resumes without paying twi
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import re
@@ -57,6 +56,7 @@ from datagen.teacher import (
     TeacherStopped,
     pick_teacher,
     request_seed,
+    run_until_stopped,
     usage_key,
 )
 from datagen.teacher_client import Endpoint, NotSent, RequestFailed, TeacherClient, TeacherError, TeacherUsage
@@ -301,8 +301,7 @@ async def self_instruct(
                 shown += rng.sample(kept, min(config.generated_examples_per_request, len(kept)))
                 requests.append((number, shown, topics[i % len(topics)]))
             failed_before = len(failures)
-            async with asyncio.TaskGroup() as group:
-                pending = [group.create_task(ask(*request)) for request in requests]
+            pending = await run_until_stopped([ask(*request) for request in requests], stop)
             if stop():
                 raise TeacherStopped(
                     f"stopped: {stop.reason} during self-generation round {round_number}; every "

@@ -15,8 +15,10 @@ Input: Examples with a `prompt` (and usually a `reference`). Output: one Example
 answered (prompt, sample) with `response`, `finish_reason`, and `teacher` (endpoint,
 model, sampling, sample index); `parent_ids` = (prompt id,). Requests that still fail
 after retries come back as `FailedRequest`s with their reason; the build goes on. A stop
-(Ctrl-C, SIGTERM, or the budget) ends the batch with `TeacherStopped` after the requests
-in flight finish: every response received is in the cache, so the next run resumes.
+(Ctrl-C, SIGTERM, or the budget) sends nothing new and ends the batch with
+`TeacherStopped` once the requests in flight are answered or abandoned after their
+endpoint's `stop_grace_s` (`teacher_client.py`): every response received is in the
+cache, so the next run resumes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from datagen.records import Example, Teacher, canonical_json
 from datagen.response_cache import CachedResponse, ResponseCache
 from datagen.task import Task
 from datagen.teacher_client import (
+    REMOTE_STOP_GRACE_S,
     ClientLimits,
     Endpoint,
     NotSent,
@@ -44,6 +47,12 @@ from datagen.teacher_client import (
 )
 
 SOURCE = "datagen.teacher.answer_prompts@2"
+# A remote teacher's context window when the recipe does not give it: 8192 tokens is the
+# smallest window among the instruct models commonly served today (Llama 3 8B, Mistral 7B
+# v0.1, SmolLM2), so a prompt that fits it fits them all. Raise it for a larger model.
+DEFAULT_CONTEXT_TOKENS = 8192
+# How often a batch looks for a stop: a signal handler cannot wake the event loop.
+STOP_POLL_S = 0.2
 
 __all__ = ["DistillConfig", "TeacherConfig", "TeacherError", "TeacherStopped", "answer_prompts"]
 
@@ -90,6 +99,15 @@ class TeacherConfig(BaseModel):
     max_retries: int = Field(4, ge=0, description="on 429, 5xx, timeouts, dropped connections, malformed bodies")
     backoff_base_s: float = Field(1.0, ge=0)
     backoff_cap_s: float = Field(30.0, ge=0)
+    stop_grace_s: float | None = Field(
+        None, ge=0, description="after a stop, how long requests in flight may still finish and be cached; "
+        f"unset: 0 for a server on loopback (nothing is paid), {REMOTE_STOP_GRACE_S:.0f} s elsewhere",
+    )
+    context_tokens: int | None = Field(
+        None, gt=0, description="the model's context window, which the prompt, its system and few-shot "
+        "turns and max_tokens must fit; unset: the embedded model's own, else "
+        f"{DEFAULT_CONTEXT_TOKENS} (see datagen/prompt_length.py)",
+    )
 
     @model_validator(mode="after")
     def _model_named_with_url(self) -> "TeacherConfig":
@@ -97,6 +115,10 @@ class TeacherConfig(BaseModel):
             raise ValueError("a teacher with a base_url must also name its model")
         if self.base_url is None and (self.model or self.api_key_env):
             raise ValueError("model and api_key_env apply only with a base_url")
+        context = self.context_tokens or (DEFAULT_CONTEXT_TOKENS if self.base_url is not None else None)
+        if context is not None and self.sampling.max_tokens >= context:
+            raise ValueError(f"sampling.max_tokens {self.sampling.max_tokens} leaves no room for a prompt in a "
+                             f"context of {context} tokens; set context_tokens to the model's context window")
         return self
 
     def limits(self) -> ClientLimits:
@@ -110,6 +132,7 @@ class TeacherConfig(BaseModel):
             backoff_cap_s=self.backoff_cap_s,
             input_usd_per_million=self.price.input_usd_per_million,
             output_usd_per_million=self.price.output_usd_per_million,
+            stop_grace_s=self.stop_grace_s,
         )
 
 
@@ -125,6 +148,10 @@ class DistillConfig(BaseModel):
     )
     cache_path: Path | None = Field(
         None, description="the response cache; default <CRUCIBLE_CACHE>/responses.sqlite, shared by runs"
+    )
+    max_prompt_tokens: int | None = Field(
+        None, gt=0, description="longer prompts are rejected as too_long before any request; unset: what fits "
+        "each teacher's context with its system and few-shot turns and max_tokens (datagen/prompt_length.py)",
     )
 
     @model_validator(mode="after")
@@ -217,7 +244,8 @@ class Progress:
 
 class StopRule:
     """Whether to send more requests: once a stop is asked for (a signal, via
-    `should_stop`) or the budget is spent, the answer stays yes and `reason` says why."""
+    `should_stop`) or the budget is spent, the answer stays yes and `reason` says why.
+    While a batch runs, `abandon_in_flight_once_stopped` watches for it."""
 
     def __init__(self, clients: list[TeacherClient], budget_usd: float | None,
                  should_stop: Callable[[], str | None]):
@@ -234,6 +262,12 @@ class StopRule:
                 reason = f"budget of ${self.budget_usd:.2f} spent (${spent:.4f})"
             self.reason = reason
         return self.reason is not None
+
+    async def abandon_in_flight_once_stopped(self) -> None:
+        while not self():
+            await asyncio.sleep(STOP_POLL_S)
+        for client in self.clients:
+            client.abandon_in_flight()
 
 
 async def answer_prompts(
@@ -290,7 +324,7 @@ async def answer_prompts(
         answered[0] += 1
         report()
 
-    await run_requests([answer(slot, prompt, index) for slot, (prompt, index) in enumerate(jobs)], clients)
+    await run_requests([answer(slot, prompt, index) for slot, (prompt, index) in enumerate(jobs)], clients, stop)
     if stop.reason:
         raise TeacherStopped(
             f"stopped: {stop.reason}; {answered[0]} of {len(jobs)} answers are cached, "
@@ -308,19 +342,29 @@ def usage_key(endpoint: Endpoint) -> str:
     return f"{endpoint.model} at {endpoint.identity}"
 
 
-async def run_requests(requests: list[Coroutine], clients: list[TeacherClient]) -> None:
+async def run_requests(requests: list[Coroutine], clients: list[TeacherClient], stop: StopRule) -> None:
     """Run request coroutines concurrently (each client bounds its own concurrency), then
     close the clients. A refusal from any endpoint ends them all and is raised as itself,
     not inside an exception group."""
     try:
-        async with asyncio.TaskGroup() as group:
-            for request in requests:
-                group.create_task(request)
+        await run_until_stopped(requests, stop)
     except* TeacherError as refused:
         raise refused.exceptions[0] from None
     finally:
         for client in clients:
             await client.close()
+
+
+async def run_until_stopped(requests: list[Coroutine], stop: StopRule) -> list[asyncio.Task]:
+    """Run request coroutines concurrently; once `stop` says so, the clients abandon what
+    they have in flight. The tasks come back in request order; an abandoned one is cancelled."""
+    watcher = asyncio.create_task(stop.abandon_in_flight_once_stopped())
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(request) for request in requests]
+    finally:
+        watcher.cancel()
+    return tasks
 
 
 def check_failures(result: DistillResult, config: DistillConfig, failed_log: Path) -> None:

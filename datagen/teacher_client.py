@@ -14,6 +14,12 @@ Every request goes through four steps:
    with the endpoint's own message (`TeacherRefused`), and the build stops;
 4. accounting: tokens in and out and their cost from the recipe's prices.
 
+When the batch is stopped (Ctrl-C, SIGTERM, the budget), nothing new is sent, and the
+requests in flight are abandoned after the endpoint's stop grace (`abandon_in_flight`):
+at once for a server on this machine, where nothing is paid and a CPU model can take
+minutes to answer, and after `REMOTE_STOP_GRACE_S` elsewhere, so that answers already
+paid for that arrive in time are cached.
+
 The HTTP transport is aiohttp (`openai.DefaultAioHttpClient`): at high concurrency the
 default httpx transport, not the server, is the bottleneck (shared/ENVIRONMENT.md: about
 270 requests/s against 800 on this machine's two cores).
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import json
 import random
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -34,6 +42,12 @@ from aiolimiter import AsyncLimiter
 from openai.types.chat import ChatCompletion
 
 from datagen.response_cache import CachedResponse, ResponseCache, request_key
+
+
+# How long, after a stop, requests in flight to a remote endpoint may still finish and be
+# cached: a short answer from a hosted API takes a few seconds, a queued one longer; past
+# this the user's wait costs more than re-asking on the next run.
+REMOTE_STOP_GRACE_S = 30.0
 
 
 class TeacherError(RuntimeError):
@@ -92,6 +106,18 @@ class ClientLimits:
     backoff_cap_s: float
     input_usd_per_million: float
     output_usd_per_million: float
+    stop_grace_s: float | None = None  # None: 0 on loopback, REMOTE_STOP_GRACE_S elsewhere
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether the endpoint is a server on this machine (the embedded model's, a local vLLM)."""
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # json.JSONDecodeError: the client raises it as is for a 200 response whose body is not JSON.
@@ -155,6 +181,10 @@ class TeacherClient:
         )
         self._in_flight = asyncio.Semaphore(limits.concurrency)
         self._refused: TeacherRefused | None = None  # once refused, send nothing more
+        self._sending: set[asyncio.Task] = set()  # requests holding a slot: sent, retrying or about to be
+        self.stop_grace_s = limits.stop_grace_s
+        if self.stop_grace_s is None:
+            self.stop_grace_s = 0.0 if is_loopback(endpoint.base_url) else REMOTE_STOP_GRACE_S
         self._rpm = AsyncLimiter(limits.requests_per_minute, 60) if limits.requests_per_minute else None
         self._tpm = AsyncLimiter(limits.tokens_per_minute, 60) if limits.tokens_per_minute else None
 
@@ -194,52 +224,63 @@ class TeacherClient:
     ) -> CachedResponse:
         """Send one request (the caller checked the cache), store the answer, count its cost.
 
-        `may_send` is asked once a slot is free, right before the first attempt; if it says
-        no (a stop was requested while this request queued) nothing is sent: `NotSent`.
+        `may_send` is asked once a slot is free and before every retry; if it says no (a
+        stop was requested meanwhile) nothing more is sent: `NotSent`.
         """
-        extra = {"response_format": response_format} if response_format else {}
-        estimate = sum(len(m["content"]) for m in messages) // 4 + sampling["max_tokens"]
         async with self._in_flight:
             if not may_send():
                 raise NotSent()
-            for attempt in range(self.limits.max_retries + 1):
-                if self._rpm:
-                    await self._rpm.acquire()
-                if self._tpm:
-                    await self._tpm.acquire(min(estimate, self.limits.tokens_per_minute))
-                if self._refused is not None:
-                    raise self._refused
-                self.usage.requests += 1
-                try:
-                    # `post` with a plain body skips the SDK's per-request TypedDict
-                    # transform of the messages, two thirds of the client's CPU time for
-                    # few-shot prompts (cProfile, tests/benchmarks/teacher_client.py); auth,
-                    # error mapping and response parsing are the SDK's as with `create`.
-                    completion = await self._client.post(
-                        "/chat/completions",
-                        body={"model": self.endpoint.model, "messages": messages, **sampling, **extra},
-                        cast_to=ChatCompletion,
-                    )
-                    response = self._response(completion)
-                except _RETRIABLE + (MalformedBody,) as error:
-                    reason = describe(error)
-                    kind = reason.split(":")[0]
-                    self.usage.retry_reasons[kind] = self.usage.retry_reasons.get(kind, 0) + 1
-                    if attempt == self.limits.max_retries:
-                        self.usage.failures += 1
-                        raise RequestFailed(reason, attempt + 1) from error
-                    self.usage.retries += 1
-                    await self._sleep(self._delay(error, attempt))
-                    continue
-                except openai.APIStatusError as error:
-                    self._refused = TeacherRefused(
-                        f"teacher {self.endpoint.model} at {self.endpoint.base_url} answered "
-                        f"{describe(error)}"
-                    )
-                    raise self._refused from error
-                self.cache.put(key, self.endpoint.model, response)
-                self._count(response)
-                return response
+            sending = asyncio.current_task()
+            self._sending.add(sending)
+            try:
+                return await self._send(key, messages, sampling, response_format, may_send)
+            finally:
+                self._sending.discard(sending)
+
+    async def _send(self, key: str, messages: list[dict[str, str]], sampling: dict[str, Any],
+                    response_format: dict[str, Any] | None, may_send: Callable[[], bool]) -> CachedResponse:
+        extra = {"response_format": response_format} if response_format else {}
+        estimate = sum(len(m["content"]) for m in messages) // 4 + sampling["max_tokens"]
+        for attempt in range(self.limits.max_retries + 1):
+            if attempt and not may_send():
+                raise NotSent()
+            if self._rpm:
+                await self._rpm.acquire()
+            if self._tpm:
+                await self._tpm.acquire(min(estimate, self.limits.tokens_per_minute))
+            if self._refused is not None:
+                raise self._refused
+            self.usage.requests += 1
+            try:
+                # `post` with a plain body skips the SDK's per-request TypedDict
+                # transform of the messages, two thirds of the client's CPU time for
+                # few-shot prompts (cProfile, tests/benchmarks/teacher_client.py); auth,
+                # error mapping and response parsing are the SDK's as with `create`.
+                completion = await self._client.post(
+                    "/chat/completions",
+                    body={"model": self.endpoint.model, "messages": messages, **sampling, **extra},
+                    cast_to=ChatCompletion,
+                )
+                response = self._response(completion)
+            except _RETRIABLE + (MalformedBody,) as error:
+                reason = describe(error)
+                kind = reason.split(":")[0]
+                self.usage.retry_reasons[kind] = self.usage.retry_reasons.get(kind, 0) + 1
+                if attempt == self.limits.max_retries:
+                    self.usage.failures += 1
+                    raise RequestFailed(reason, attempt + 1) from error
+                self.usage.retries += 1
+                await self._sleep(self._delay(error, attempt))
+                continue
+            except openai.APIStatusError as error:
+                self._refused = TeacherRefused(
+                    f"teacher {self.endpoint.model} at {self.endpoint.base_url} answered "
+                    f"{describe(error)}"
+                )
+                raise self._refused from error
+            self.cache.put(key, self.endpoint.model, response)
+            self._count(response)
+            return response
         raise AssertionError("unreachable")
 
     def _response(self, completion: Any) -> CachedResponse:
@@ -271,6 +312,17 @@ class TeacherClient:
             response.prompt_tokens * self.limits.input_usd_per_million
             + response.completion_tokens * self.limits.output_usd_per_million
         ) / 1e6
+
+    def abandon_in_flight(self) -> None:
+        """After the stop grace, cancel the requests still in flight: an answer that
+        arrives within it is cached; one cut off is asked for again on the next run."""
+        loop = asyncio.get_running_loop()
+        for task in list(self._sending):
+            loop.call_later(self.stop_grace_s, self._abandon, task)
+
+    def _abandon(self, task: asyncio.Task) -> None:
+        if task in self._sending:  # not finished within the grace
+            task.cancel()
 
     async def close(self) -> None:
         await self._client.close()

@@ -7,10 +7,12 @@ same run id skips what already finished):
 
     prompts         the task's rule-based generator, with known labels
     imported        optional: the user's own prompts, SFT rows or pairs (JSONL/parquet in
-                    TRL, Alpaca, ShareGPT or plain layout); broken rows kept with reasons
+                    TRL, Alpaca, ShareGPT or plain layout); broken rows kept with reasons.
+                    Made again, with what was made from it, when a file's content changes
     self_instruct   optional: new inputs the teacher writes from those, over rounds, with a
                     diversity guard (no known labels)
-    unique_prompts  exact then MinHash dedupe of the prompts, before any teacher is paid
+    unique_prompts  prompts too long for a teacher set aside (too_long), then exact and
+                    MinHash dedupe, before any teacher is paid
     answers         n teacher samples per prompt, over the OpenAI-compatible API
     verified        filters with reasons: truncated, too long, unparseable, schema, wrong fields
     sft             one answer per prompt: a verified teacher answer, else the known label
@@ -18,7 +20,8 @@ same run id skips what already finished):
     export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files
 
 The run id defaults to the task name and a hash of the recipe: the same recipe resumes
-the same run, a changed recipe starts a new one.
+the same run, a changed recipe starts a new one. Ctrl-C or SIGTERM stops it with exit
+130 and a `stopped:` line (flows/graceful_stop.py); a re-run resumes.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_ki
 from datagen.curation_report import curation_html, curation_markdown, curation_report
 from datagen.exact_dedup import exact_dedupe
 from datagen.exports import write_exports
-from datagen.imports import ImportConfig, import_file
+from datagen.imports import ImportConfig, ImportFileError, check_importable, import_file
 from datagen.judge import JudgeConfig
 from evals.audit_inputs import AuditRow
 from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
@@ -60,12 +63,15 @@ from datagen.records import (
     pairs_from_frame,
     pairs_to_frame,
 )
-from datagen.run_store import RunStore, write_text_atomic
+from datagen.prompt_length import PromptBound, prompt_bound, split_too_long
+from datagen.run_store import RunStore, file_sha256, write_text_atomic
 from datagen.self_instruct import SelfInstructConfig
 from datagen.sft_examples import SftSelectionConfig, sft_rows
 from datagen.task import Task, import_task
-from datagen.teacher import DistillConfig, TeacherConfig, TeacherError, TeacherStopped
+from datagen.teacher import DistillConfig, TeacherConfig, TeacherError
 from flows.build_summary import run_summary, summary_markdown
+from flows.graceful_stop import Stopped, run_command
+from flows.prefect_api import PrefectApiError
 from flows.recipe import RecipeError, load_recipe
 from flows.teacher_tasks import (
     ModelServers,
@@ -154,7 +160,16 @@ def generate_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
 def import_data(store: RunStore, recipe: BuildDatasetRecipe) -> None:
     """The user's own files, read into records: prompts join the generated prompts before
     dedupe; an SFT row's prompt does too, and its answer joins the teacher answers at the
-    filters (the teacher is not asked again); pairs join the pair set."""
+    filters (the teacher is not asked again); pairs join the pair set.
+
+    The stage records each file's sha256: a file edited since is imported again, and the
+    stages made from the old import are made again too (the rest are kept)."""
+    files = {str(config.path): file_sha256(config.path) for config in recipe.imports}
+    if store.is_complete("imported"):
+        if store.manifest("imported")["config"].get("file_sha256") == files:
+            return
+        get_run_logger().info("import files changed since the last run; made again: %s",
+                              ", ".join(store.remove_stage("imported")))
     task_ = recipe.load_task()
     examples, pairs, rejects = [], [], []
     for config in recipe.imports:
@@ -175,23 +190,26 @@ def import_data(store: RunStore, recipe: BuildDatasetRecipe) -> None:
         {"part": examples_to_frame(examples), "pairs": pairs_to_frame(pairs),
          "rejects": pl.DataFrame(rejects, schema={"line": pl.Int64, "raw": pl.String, "reason": pl.String,
                                                   "file": pl.String})},
-        config={"imports": [c.model_dump(mode="json") for c in recipe.imports]},
+        config={"imports": [c.model_dump(mode="json") for c in recipe.imports], "file_sha256": files},
         inputs=[],
         summary={"rejected_by_reason": dict(Counter(r["reason"].split(":", 1)[0] for r in rejects))},
     )
 
 
 @task(cache_policy=NO_CACHE)
-def dedupe_prompts(store: RunStore, config: PromptDedupeConfig) -> None:
+def dedupe_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
     if store.is_complete("unique_prompts"):
         return
+    config = recipe.prompt_dedupe
     prompts = examples_from_frame(store.read("prompts"))
     inputs = ["prompts"]
     for stage in ("imported", "self_instruct"):
         if store.is_complete(stage):
             prompts += [e for e in examples_from_frame(store.read(stage)) if e.response is None]
             inputs.append(stage)
-    kept, removed = prompts, []
+    # Before dedupe, which a 5 MB prompt would only slow down.
+    kept, too_long = split_too_long(prompts, prompt_bounds(recipe))
+    removed = []
     if config.exact:
         kept, exact = exact_dedupe(kept, lambda e: e.prompt, lambda e: e.id)
         removed += [(e, dup, 1.0, "exact") for e, dup in exact]
@@ -205,11 +223,22 @@ def dedupe_prompts(store: RunStore, config: PromptDedupeConfig) -> None:
     )
     store.write_stage(
         "unique_prompts",
-        {"part": examples_to_frame(kept), "removed": removed_frame},
-        config=config.model_dump(mode="json"),
+        {"part": examples_to_frame(kept), "removed": removed_frame, "rejects": rejects_frame(too_long)},
+        config=config.model_dump(mode="json") | {"max_prompt_tokens": recipe.distill.max_prompt_tokens},
         inputs=inputs,
-        summary={"removed_by_method": dict(Counter(r[3] for r in removed))},
+        summary={"removed_by_method": dict(Counter(r[3] for r in removed)),
+                 "rejected_by_reason": dict(Counter(reason_kind(r) for _, r in too_long))},
     )
+
+
+def prompt_bounds(recipe: BuildDatasetRecipe) -> list[PromptBound]:
+    """The longest prompt each model that will be asked can take: the teachers with
+    their few-shot turns, the student without."""
+    asked = [(teacher, True) for teacher in recipe.distill.teachers]
+    if recipe.student is not None:
+        asked.append((recipe.student, False))
+    return [prompt_bound(recipe.load_task(), teacher, few_shot=few_shot,
+                         max_prompt_tokens=recipe.distill.max_prompt_tokens) for teacher, few_shot in asked]
 
 
 @task(cache_policy=NO_CACHE)
@@ -362,13 +391,13 @@ def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict
     get_run_logger().info("run %s in %s", store.run_id, store.run_dir)
     gold_root, gold_sets = verify_gold_sets(recipe)
     generate_prompts(store, recipe)
-    if recipe.imports and not store.is_complete("imported"):
+    if recipe.imports:
         import_data(store, recipe)
     with contextlib.ExitStack() as stack:
         servers = ModelServers(store, stack)  # started on first use, stopped after the block
         if recipe.self_instruct is not None and not store.is_complete("self_instruct"):
             generate_self_instruct(store, recipe, servers)
-        dedupe_prompts(store, recipe.prompt_dedupe)
+        dedupe_prompts(store, recipe)
         if not store.is_complete("answers"):
             distill_answers(store, recipe, servers)
         if recipe.student is not None and not store.is_complete("student_answers"):
@@ -394,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for number, config in enumerate(recipe.imports):
+        try:
+            check_importable(config)
+        except ImportFileError as error:
+            print(f"error: {args.recipe}: imports.{number}.path: {error}", file=sys.stderr)
+            return 2
     # The override is not part of the recipe's identity: the refused run resumes at its export.
     run_id = args.run_id or recipe.default_run_id()
     if args.allow_contamination is not None:
@@ -405,11 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         recipe = recipe.model_copy(update={"contamination_gate": gate})
     try:
-        summary = build_dataset(recipe, run_id=run_id)
-    except TeacherStopped as stopped:
+        summary = run_command(lambda: build_dataset(recipe, run_id=run_id))
+    except Stopped as stopped:
         print(f"{stopped}", file=sys.stderr)
         return 130
-    except (TeacherError, ModelServerError, ContaminationError, GoldSetError) as error:
+    except (TeacherError, ModelServerError, ContaminationError, GoldSetError, PrefectApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary_markdown(summary))

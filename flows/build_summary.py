@@ -26,6 +26,8 @@ def run_summary(store: RunStore) -> dict:
             "SFT rows": manifests["sft"]["counts"]["part"],
             "preference pairs": manifests["pairs"]["counts"]["part"],
         },
+        # A run whose prompts stage predates the length check has no such count.
+        "prompts rejected by reason": manifests["unique_prompts"]["summary"].get("rejected_by_reason", {}),
         "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
         "failed requests": manifests["answers"]["summary"]["failed_requests"],
         "teacher usage": manifests["answers"]["summary"]["usage"],
@@ -61,7 +63,7 @@ def summary_markdown(summary: dict) -> str:
     lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
     lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
     titles = (
-        "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
+        "prompts rejected by reason", "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
         "SFT rows by source", "pairs by strategy", "student answers rejected by reason",
     )
     for title in (t for t in titles if t in summary):

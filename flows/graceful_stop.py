@@ -1,9 +1,20 @@
-"""Turn Ctrl-C and SIGTERM into a graceful stop for the length of a block.
+"""Ctrl-C and SIGTERM as users mean them: stop soon, keep what is paid for, leave nothing
+running, and say so in one line.
 
-The first signal sets a reason that long stages poll (`requested()`): they stop starting
-new work, let what is in flight finish, keep every completed response, and end with a
-clear message. A second signal gets Python's default behaviour, for a user who really
-wants out now.
+A command runs its flow with `run_command`: there a signal raises `Stopped` in the main
+thread, wherever it is, so every `finally` on the way out runs (servers stop, a stage
+being written is never sealed) and the command prints its `stopped:` line and exits 130.
+Its Prefect API server is its own, out of the terminal's reach (flows/prefect_api.py).
+
+A batch of teacher requests runs inside `graceful_stop()`: there the first signal only
+sets a reason that the batch polls (`requested()`): it sends nothing new, keeps every
+answer that arrives, abandons what its endpoints' stop grace does not cover
+(datagen/teacher_client.py), and ends with `TeacherStopped`, which leaves the block as
+`Stopped`. A second signal raises `Stopped` at once, for a user who wants out now.
+
+`Stopped` is an interrupt, not an error: for any `Exception` a task or flow raises,
+Prefect logs a traceback; an interrupt it records as a crash "aborted by an interrupt
+signal", without one.
 """
 
 from __future__ import annotations
@@ -11,7 +22,59 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+from prefect.exceptions import TerminationSignal
+
+from datagen.teacher import TeacherStopped
+from flows.prefect_api import prefect_api
+
+T = TypeVar("T")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """The user stopped the command; the text is the `stopped:` line to print."""
+
+
+def _received(signum: int) -> str:
+    return f"{signal.Signals(signum).name} received"
+
+
+def _stopped_by(signum: int) -> Stopped:
+    return Stopped(f"stopped: {_received(signum)}; run the same command again to resume")
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _stopped_by(signum)
+
+
+@contextlib.contextmanager
+def _handling(handler) -> Iterator[bool]:
+    """`handler` for SIGINT and SIGTERM for the block; yields whether it could be set."""
+    if threading.current_thread() is not threading.main_thread():
+        # Signal handlers can only be set from the main thread (e.g. a Prefect worker
+        # running the flow in a thread); the process's own handling then applies.
+        yield False
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    try:
+        yield True
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
+def run_command(flow_call: Callable[[], T]) -> T:
+    """Call a command's flow with its own Prefect API; SIGINT and SIGTERM raise `Stopped`."""
+    with _handling(_raise_stopped):
+        try:
+            with prefect_api():
+                return flow_call()
+        except TerminationSignal as signalled:
+            # Prefect's own SIGTERM handler, which it sets while a flow runs.
+            raise _stopped_by(signalled.signal) from None
 
 
 class GracefulStop:
@@ -22,26 +85,19 @@ class GracefulStop:
         return self._reason
 
     def _handle(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
         if self._reason is not None:
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
-            return
-        self._reason = f"{name} received"
-        print(f"\n{name}: finishing requests in flight, then stopping (again to abort now)", flush=True)
+            raise Stopped(f"stopped: {_received(signum)} again; requests in flight were abandoned, "
+                          "what was answered is cached, run the same command again to resume")
+        self._reason = _received(signum)
+        print(f"\n{signal.Signals(signum).name}: sending no new requests, then stopping "
+              "(again to stop at once)", flush=True)
 
 
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[GracefulStop]:
     stop = GracefulStop()
-    if threading.current_thread() is not threading.main_thread():
-        # Signal handlers can only be set from the main thread (e.g. a Prefect worker
-        # running the flow in a thread); the process's own handling then applies.
-        yield stop
-        return
-    previous = {sig: signal.signal(sig, stop._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with _handling(stop._handle):
+        try:
+            yield stop
+        except TeacherStopped as stopped:
+            raise Stopped(str(stopped)) from None

@@ -45,6 +45,7 @@ from evals.eval_candidates import Candidate, EvalEndpoint, GenerationConfig, can
 from evals.preflight_report import write_report
 from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
+from flows.graceful_stop import Stopped, run_command
 from flows.recipe import load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.gold_root import GoldRoot, LockedGoldSet
@@ -223,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", type=Path, required=True)
     args = parser.parse_args(argv)
-    summary = preflight(load_recipe(args.recipe, PreflightRecipe))
+    recipe = load_recipe(args.recipe, PreflightRecipe)
+    try:
+        summary = run_command(lambda: preflight(recipe))
+    except Stopped as stopped:
+        print(f"{stopped}", file=sys.stderr)
+        return 130
     print()
     for name, verdict in summary["verdicts"].items():
         print(f"{name}: {verdict['verdict']}")

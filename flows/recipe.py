@@ -23,9 +23,16 @@ class RecipeError(ValueError):
 def load_recipe(path: Path, model: type[M]) -> M:
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise RecipeError(f"{path}: cannot read recipe: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise RecipeError(f"{path}: not a YAML text file: byte 0x{data[error.start]:02x} at line {line}, "
+                          f"column {column} is not UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

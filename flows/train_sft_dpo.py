@@ -43,6 +43,7 @@ from datagen.run_store import file_sha256, write_text_atomic
 from datagen.task import import_task
 from evals.audit_inputs import AuditRow, row_texts
 from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from gold.gold_root import GoldSetError, LockedGoldSet
 from train.ablations import DPO_FILE, SFT_FILE, read_export_rows
@@ -244,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        manifest = train_sft_dpo(recipe)
+        manifest = run_command(lambda: train_sft_dpo(recipe))
+    except Stopped as stopped:
+        print(f"{stopped}", file=sys.stderr)
+        return 130
     except (GoldSetError, ContaminationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

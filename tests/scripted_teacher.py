@@ -96,7 +96,9 @@ class ScriptedTeacher:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that stopped leaves slow answers unfinished: cancel them at exit
+        # rather than wait the default 60 s for them.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         self._loop.run_until_complete(self._runner.setup())
         self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
         self._started.set()
@@ -108,7 +110,15 @@ class ScriptedTeacher:
             raise RuntimeError("scripted teacher did not start")
         return self
 
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        # Answers still pending for a client that went away: end them before the loop stops.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for request in pending:
+            request.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)

@@ -313,7 +313,8 @@ def test_ctrl_c_stops_the_build_and_the_rerun_repeats_no_request(tmp_path):
             f"runs_dir: {tmp_path / 'runs'}\n"
             "prompts: {count: 12, seed: 3}\n"
             f"distill: {{samples_per_prompt: 3, cache_path: {tmp_path / 'cache.sqlite'}, "
-            f"teachers: [{{base_url: '{teacher.base_url}', model: scripted, concurrency: 2}}]}}\n"
+            # Waited for as a paid endpoint's would be: the answers in flight are cached.
+            f"teachers: [{{base_url: '{teacher.base_url}', model: scripted, concurrency: 2, stop_grace_s: 60}}]}}\n"
         )
         command = [sys.executable, "-m", "flows.build_dataset", "--recipe", str(path)]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))

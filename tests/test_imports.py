@@ -353,7 +353,7 @@ def test_a_reference_field_makes_imported_prompts_verifiable(tmp_path):
         ("missing.jsonl", None, "cannot read: No such file or directory"),
         ("garbage.parquet", "not parquet", "cannot read as parquet: "),  # then polars' own words
         ("rows.csv", "prompt\nHi\n", "cannot import a .csv file; use .jsonl or .parquet"),
-        ("empty.jsonl", "\n", "no row is a JSON object to detect the layout from"),
+        ("empty.jsonl", "\n", "the file is empty: no row to import"),
         ("broken.jsonl", "not json\n",
          "no row is a JSON object to detect the layout from; line 1: invalid_json: Expecting value at column 1"),
     ],

@@ -148,7 +148,9 @@ def prompts(count: int) -> list[Example]:
 def distill(server, tmp_path, should_stop=lambda: None, **config):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     config = DistillConfig.model_validate(
+        # stop_grace_s: a paid endpoint's answers in flight at a stop are waited for and cached.
         {"samples_per_prompt": 2, "teachers": [{"base_url": server.base_url, "model": "m", "concurrency": 2,
+                                                 "stop_grace_s": 60.0,
                                                  "price": {"input_usd_per_million": 100.0,
                                                            "output_usd_per_million": 500.0}}]} | config
     )
@@ -170,6 +172,19 @@ def test_a_stopped_run_resumes_without_repeating_a_request(tmp_path):
         assert len(server.requests) == 12  # each of the 12 (prompt, sample) jobs asked once
         assert len(result.answers) == 12
         assert result.usage[f"m at {server.base_url}"].cache_hits == sent_before and result.usage[f"m at {server.base_url}"].requests == 12 - sent_before
+
+
+@pytest.mark.parametrize(("stop_grace_s", "cached_at_stop"), [(None, 0), (60.0, 2)])
+def test_a_stop_abandons_a_local_servers_requests_in_flight_and_waits_for_paid_ones(
+        tmp_path, stop_grace_s, cached_at_stop):
+    """Unset, the grace is 0 on loopback: a local model's slow answers are not waited for.
+    A paid endpoint's (a grace set) arrive within it and are cached."""
+    with ScriptedTeacher(lambda prompt, k: "ok", answer_delay_s=3.0) as server:
+        teacher = {"base_url": server.base_url, "model": "m", "concurrency": 2, "stop_grace_s": stop_grace_s}
+        with pytest.raises(TeacherStopped, match=rf"stopped: SIGINT received; {cached_at_stop} of 12 answers"):
+            distill(server, tmp_path, should_stop=lambda: "SIGINT received" if server.requests else None,
+                    teachers=[teacher])
+        assert len(server.requests) == 2  # the two in flight; nothing new was sent after the stop
 
 
 def test_the_budget_stops_the_run_and_counts_cost(tmp_path):

@@ -1,0 +1,95 @@
+"""Servers a command starts for itself (the embedded model's, Prefect's API): each in a
+session of its own, and stopped on every way out of the command.
+
+A terminal's Ctrl-C signals the whole foreground process group. A server in that group
+dies at the first Ctrl-C, while the command still needs it to finish cleanly (Prefect's
+temporary API server did: the build then failed talking to it, with a traceback). So a
+server starts in its own session (`start_new_session=True`), out of the terminal's
+reach, and the command stops it: `stop_server` when its block ends, and an atexit hook
+for any server a way out skipped. The commands turn SIGINT and SIGTERM into exceptions
+(flows/graceful_stop.py), so signals take those same paths; only a SIGKILL of the
+command leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+_running: set[subprocess.Popen] = set()
+
+
+class ServerNotHealthy(RuntimeError):
+    """The server exited or did not answer its health check in time; the text says which."""
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(command: list[str], *, output: IO | None = None, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `command` in a new session; its output goes to `output` (default: ours)."""
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT if output else None, cwd=cwd,
+                               env=env, start_new_session=True)
+    _running.add(process)
+    return process
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def wait_until_healthy(process: subprocess.Popen, health_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _healthy(health_url):
+        if process.poll() is not None:
+            raise ServerNotHealthy(f"exited with code {process.returncode} during start-up")
+        if time.monotonic() > deadline:
+            raise ServerNotHealthy(f"was not healthy after {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    # The server leads its own process group: whatever it started goes with it.
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def stop_server(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the server's process group, SIGKILL after `grace_s` if it is still up."""
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+    # Only a server known to be gone leaves the list: one whose stop was cut short (a
+    # second Ctrl-C) is still killed at exit.
+    _running.discard(process)
+
+
+@atexit.register
+def stop_all_servers() -> None:
+    """At exit there is no time to be polite: every server still running is killed."""
+    for process in list(_running):
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+        _running.discard(process)
