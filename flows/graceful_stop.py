@@ -96,8 +96,12 @@ class GracefulStop:
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[GracefulStop]:
     stop = GracefulStop()
-    with _handling(stop._handle):
+    with _handling(stop._handle) as in_main_thread:
         try:
             yield stop
         except TeacherStopped as stopped:
+            if not in_main_thread:
+                # A Prefect worker's thread: no command prints the stopped line, and the
+                # run's Failed state with this message is the record of why it ended.
+                raise
             raise Stopped(str(stopped)) from None

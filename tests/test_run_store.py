@@ -64,3 +64,16 @@ def test_stage_folders_and_reports_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(store.stage_dir("s").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644
+
+
+def test_removing_a_stage_removes_what_was_made_from_it_dependents_first(tmp_path):
+    store = RunStore(tmp_path, "run-1")
+    table = {"part": pl.DataFrame({"x": [1]})}
+    store.write_stage("imported", table, config={}, inputs=[])
+    store.write_stage("prompts", table, config={}, inputs=[])
+    store.write_stage("unique", table, config={}, inputs=["prompts", "imported"])
+    store.write_stage("answers", table, config={}, inputs=["unique"])
+    store.write_stage("pairs", table, config={}, inputs=["answers", "imported"])
+
+    assert store.remove_stage("imported") == ["pairs", "answers", "unique", "imported"]
+    assert [p.name for p in tmp_path.joinpath("run-1").iterdir()] == ["prompts"]
