@@ -28,7 +28,6 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-
 MAX_STRING_CHARS = 100
 
 

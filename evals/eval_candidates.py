@@ -15,35 +15,21 @@ Regression rows are asked the same way for every candidate: a bare user turn.
 
 from __future__ import annotations
 
-import os
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from datagen.serving.embedded_model import cache_dir
+from datagen.serving.endpoint import EndpointConfig, resolve_endpoint
+from datagen.serving.in_process import generate_in_process
+from datagen.serving.request_batch import complete_chats
+from datagen.serving.response_cache import ResponseCache
 from evals.constrained_decoding import schema_logits_processor
-from evals.generation import generate_in_process, generate_over_api
 
 PromptStyle = Literal["few_shot", "task", "trained"]
-
-
-class EvalEndpoint(BaseModel):
-    """An OpenAI-compatible server to evaluate, e.g. the teacher or vLLM serving adapters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str
-    model: str
-    api_key_env: str | None = Field(None, description="the name of the variable holding the key; none for local servers")
-
-    def api_key(self) -> str:
-        if self.api_key_env is None:
-            return "none"
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise RuntimeError(f"endpoint {self.model} at {self.base_url}: {self.api_key_env} is not set")
-        return key
 
 
 class GenerationConfig(BaseModel):
@@ -65,7 +51,7 @@ class Candidate:
     description: str
     adapter: Path | None = None
     constrained: bool = False
-    endpoint: EvalEndpoint | None = None
+    endpoint: EndpointConfig | None = None  # with a base_url: a server to evaluate
 
     @property
     def folder(self) -> str:
@@ -82,8 +68,19 @@ def candidate_outputs(candidate: Candidate, model_dir: Path, chats: list[list[di
                       config: GenerationConfig, schema: type[BaseModel] | None = None) -> list[str]:
     """`schema`: the grammar to hold a constrained candidate to (target rows only)."""
     if candidate.endpoint is not None:
-        return generate_over_api(candidate.endpoint.base_url, candidate.endpoint.model, chats,
-                                 api_key=candidate.endpoint.api_key(), max_new_tokens=max_new_tokens, seed=config.seed)
+        return answers_over_api(candidate.endpoint, chats, max_new_tokens=max_new_tokens, seed=config.seed)
     processor = schema_logits_processor(model_dir, schema) if candidate.constrained and schema else None
     return generate_in_process(model_dir, chats, adapter=candidate.adapter, max_new_tokens=max_new_tokens,
                                batch_size=config.batch_size, logits_processor=processor)
+
+
+def answers_over_api(config: EndpointConfig, chats: list[list[dict]], *, max_new_tokens: int, seed: int) -> list[str]:
+    """Greedy answers from a server, through the client every stage uses (concurrent,
+    retried, cached: an interrupted eval resumes without asking again)."""
+    endpoint = resolve_endpoint(config, config.base_url, config.model, config.base_url)
+    sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": max_new_tokens, "seed": seed}
+    cache = ResponseCache(cache_dir() / "responses.sqlite")
+    try:
+        return [answer.content.strip() for answer in asyncio.run(complete_chats(endpoint, config, chats, sampling, cache))]
+    finally:
+        cache.close()

@@ -23,7 +23,7 @@ from markdown_it import MarkdownIt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from datagen.run_store import write_text_atomic
+from datagen.foundation.run_store import write_text_atomic
 
 LENGTH_BINS = (0, 100, 200, 300, 400, 600)  # output characters; a demo answer is ~250
 

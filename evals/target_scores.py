@@ -1,7 +1,7 @@
 """Score model outputs for a JSON-answer task against gold references, by code only.
 
 `score_row(task, output, reference)` checks one output: does it parse as one JSON object
-(a Markdown fence around it is tolerated, prose is not: `datagen.task.parse_json_answer`),
+(a Markdown fence around it is tolerated, prose is not: `datagen.foundation.task.parse_json_answer`),
 does it validate against the task's answer schema, which fields are valid on their own
 (for the demo task, `summary` valid means the 20-word rule held), and which fields are
 right by the task's `compare` (the rule the gold labels' agreement used). An answer
@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import ValidationError
 from sklearn.metrics import f1_score
 
-from datagen.task import parse_json_answer
+from datagen.foundation.task import parse_json_answer
 
 RESAMPLES = 1000
 

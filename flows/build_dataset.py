@@ -41,40 +41,35 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
-from datagen.curation_report import curation_html, curation_markdown, curation_report
-from datagen.exact_dedup import exact_dedupe
-from datagen.exports import write_exports
-from datagen.imports import ImportConfig, ImportFileError, check_importable, import_file
-from datagen.judge import JudgeConfig
-from evals.audit_inputs import AuditRow
-from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
-from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
-from datagen.labelled_prompts import LabelledPromptConfig, labelled_prompts
-from datagen.minhash_dedup import MinhashDedupConfig, minhash_dedupe
-from datagen.model_server import ModelServerError
-from datagen.pair_report import pair_report, pair_report_markdown
-from datagen.preference_pairs import PairSources, PreferencePairConfig, build_pairs
-from datagen.records import (
-    Example,
-    canonical_json,
-    examples_from_frame,
-    examples_to_frame,
-    pairs_from_frame,
-    pairs_to_frame,
-)
-from datagen.prompt_length import PromptBound, prompt_bound, split_too_long
-from datagen.run_store import RunStore, file_sha256, write_text_atomic
-from datagen.self_instruct import SelfInstructConfig
-from datagen.sft_examples import SftSelectionConfig, sft_rows
-from datagen.task import Task, import_task
-from datagen.teacher import DistillConfig, TeacherConfig, TeacherError
-from flows.build_summary import run_summary, summary_markdown
+from datagen.dedupe.prompt_dedupe import PromptDedupeConfig, dedupe_prompts, removed_frame
+from datagen.exports.formats import write_exports
+from datagen.exports.sft_examples import SftSelectionConfig, sft_rows
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
+from datagen.filters.prompt_length import PromptBound, prompt_bounds, split_too_long
+from datagen.foundation.hashing import canonical_json, file_sha256
+from datagen.foundation.records import examples_from_frame, examples_to_frame, pairs_from_frame, pairs_to_frame
+from datagen.foundation.row_files import RowFileError
+from datagen.foundation.run_store import RunStore, write_text_atomic
+from datagen.foundation.task import Task, import_task
+from datagen.generation.imports import ImportConfig, check_importable, import_file
+from datagen.generation.labelled_prompts import LabelledPromptConfig, labelled_prompts
+from datagen.generation.self_instruct import SelfInstructConfig
+from datagen.judge.judge_answers import JudgeConfig
+from datagen.pairs.pair_report import pair_report, pair_report_markdown
+from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, build_pairs
+from datagen.reports.build_summary import run_summary, summary_markdown
+from datagen.reports.curation_report import curation_html, curation_markdown, curation_report
+from datagen.serving.client import TeacherError
+from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.model_servers import ModelServers
+from datagen.serving.transformers_server import ModelServerError
+from datagen.teacher.distill import DistillConfig
+from evals.contamination.audit_inputs import record_texts
+from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from flows.graceful_stop import Stopped, run_command
 from flows.prefect_api import PrefectApiError
 from flows.recipe import RecipeError, load_recipe
 from flows.teacher_tasks import (
-    ModelServers,
     ask_student,
     distill_answers,
     generate_self_instruct,
@@ -82,13 +77,7 @@ from flows.teacher_tasks import (
     judge_answers,
     rejects_frame,
 )
-
-
-class PromptDedupeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    exact: bool = True
-    minhash: MinhashDedupConfig | None = MinhashDedupConfig()
+from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
 
 
 class BuildDatasetRecipe(BaseModel):
@@ -108,7 +97,7 @@ class BuildDatasetRecipe(BaseModel):
     pairs: PreferencePairConfig = PreferencePairConfig()
     # The base model the trainer will fine-tune, asked without few-shot turns, greedily:
     # its rejected answers are the rejected side of `teacher_vs_student` pairs.
-    student: TeacherConfig | None = None
+    student: EndpointConfig | None = None
     contamination_gate: ContaminationGateConfig = ContaminationGateConfig()
     judge: JudgeConfig | None = None  # for judge_ranked pairs; never sees a gold row
 
@@ -125,7 +114,7 @@ class BuildDatasetRecipe(BaseModel):
     def _names_a_task(cls, path: str) -> str:
         loaded = import_task(path)
         if not isinstance(loaded, Task):
-            raise ValueError(f"{path} is a {type(loaded).__name__}, not a datagen.task.Task")
+            raise ValueError(f"{path} is a {type(loaded).__name__}, not a datagen.foundation.task.Task")
         return path
 
     def load_task(self) -> Task:
@@ -144,45 +133,39 @@ class BuildDatasetRecipe(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def generate_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+def generate_prompts(store: RunStore, task_: Task, config: LabelledPromptConfig) -> None:
     if store.is_complete("prompts"):
         return
-    prompts = labelled_prompts(recipe.load_task(), recipe.prompts, store.run_id)
+    prompts = labelled_prompts(task_, config, store.run_id)
     store.write_stage(
         "prompts",
         {"part": examples_to_frame(prompts)},
-        config=recipe.prompts.model_dump(mode="json"),
+        config=config.model_dump(mode="json"),
         inputs=[],
     )
 
 
 @task(cache_policy=NO_CACHE)
-def import_data(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+def import_data(store: RunStore, task_: Task, imports: list[ImportConfig]) -> None:
     """The user's own files, read into records: prompts join the generated prompts before
     dedupe; an SFT row's prompt does too, and its answer joins the teacher answers at the
     filters (the teacher is not asked again); pairs join the pair set.
 
     The stage records each file's sha256: a file edited since is imported again, and the
     stages made from the old import are made again too (the rest are kept)."""
-    files = {str(config.path): file_sha256(config.path) for config in recipe.imports}
+    files = {str(config.path): file_sha256(config.path) for config in imports}
     if store.is_complete("imported"):
         if store.manifest("imported")["config"].get("file_sha256") == files:
             return
         get_run_logger().info("import files changed since the last run; made again: %s",
                               ", ".join(store.remove_stage("imported")))
-    task_ = recipe.load_task()
     examples, pairs, rejects = [], [], []
-    for config in recipe.imports:
+    for config in imports:
         result = import_file(config, task_, store.run_id)
         get_run_logger().info("imported %s as %s rows (%s layout): %d read, %d kept aside",
                               config.path, config.kind, result.layout,
                               len(result.examples) + len(result.pairs), len(result.rejects))
-        for row in result.examples:
-            prompt = Example(task=row.task, prompt=row.prompt, source=row.source, run_id=row.run_id,
-                             reference=row.reference)
-            examples.append(prompt)
-            if row.response is not None:
-                examples.append(dataclasses.replace(row, parent_ids=(prompt.id,)))
+        examples += result.prompts_and_answers()
         pairs += result.pairs
         rejects += [dataclasses.asdict(r) | {"file": str(config.path)} for r in result.rejects]
     store.write_stage(
@@ -190,17 +173,19 @@ def import_data(store: RunStore, recipe: BuildDatasetRecipe) -> None:
         {"part": examples_to_frame(examples), "pairs": pairs_to_frame(pairs),
          "rejects": pl.DataFrame(rejects, schema={"line": pl.Int64, "raw": pl.String, "reason": pl.String,
                                                   "file": pl.String})},
-        config={"imports": [c.model_dump(mode="json") for c in recipe.imports], "file_sha256": files},
+        config={"imports": [c.model_dump(mode="json") for c in imports], "file_sha256": files},
         inputs=[],
         summary={"rejected_by_reason": dict(Counter(r["reason"].split(":", 1)[0] for r in rejects))},
     )
 
 
 @task(cache_policy=NO_CACHE)
-def dedupe_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+def dedupe(store: RunStore, config: PromptDedupeConfig, bounds: list[PromptBound],
+           max_prompt_tokens: int | None) -> None:
+    """Prompts too long for a model that will be asked set aside, then exact and near
+    duplicates removed, before any teacher is paid."""
     if store.is_complete("unique_prompts"):
         return
-    config = recipe.prompt_dedupe
     prompts = examples_from_frame(store.read("prompts"))
     inputs = ["prompts"]
     for stage in ("imported", "self_instruct"):
@@ -208,41 +193,20 @@ def dedupe_prompts(store: RunStore, recipe: BuildDatasetRecipe) -> None:
             prompts += [e for e in examples_from_frame(store.read(stage)) if e.response is None]
             inputs.append(stage)
     # Before dedupe, which a 5 MB prompt would only slow down.
-    kept, too_long = split_too_long(prompts, prompt_bounds(recipe))
-    removed = []
-    if config.exact:
-        kept, exact = exact_dedupe(kept, lambda e: e.prompt, lambda e: e.id)
-        removed += [(e, dup, 1.0, "exact") for e, dup in exact]
-    if config.minhash is not None:
-        kept, near = minhash_dedupe(kept, lambda e: e.prompt, lambda e: e.id, config.minhash)
-        removed += [(e, dup, sim, "minhash") for e, dup, sim in near]
-    removed_frame = examples_to_frame([r[0] for r in removed]).with_columns(
-        duplicate_of=pl.Series([r[1] for r in removed], dtype=pl.String),
-        similarity=pl.Series([r[2] for r in removed], dtype=pl.Float64),
-        method=pl.Series([r[3] for r in removed], dtype=pl.String),
-    )
+    kept, too_long = split_too_long(prompts, bounds)
+    kept, removed = dedupe_prompts(kept, config)
     store.write_stage(
         "unique_prompts",
-        {"part": examples_to_frame(kept), "removed": removed_frame, "rejects": rejects_frame(too_long)},
-        config=config.model_dump(mode="json") | {"max_prompt_tokens": recipe.distill.max_prompt_tokens},
+        {"part": examples_to_frame(kept), "removed": removed_frame(removed), "rejects": rejects_frame(too_long)},
+        config=config.model_dump(mode="json") | {"max_prompt_tokens": max_prompt_tokens},
         inputs=inputs,
         summary={"removed_by_method": dict(Counter(r[3] for r in removed)),
                  "rejected_by_reason": dict(Counter(reason_kind(r) for _, r in too_long))},
     )
 
 
-def prompt_bounds(recipe: BuildDatasetRecipe) -> list[PromptBound]:
-    """The longest prompt each model that will be asked can take: the teachers with
-    their few-shot turns, the student without."""
-    asked = [(teacher, True) for teacher in recipe.distill.teachers]
-    if recipe.student is not None:
-        asked.append((recipe.student, False))
-    return [prompt_bound(recipe.load_task(), teacher, few_shot=few_shot,
-                         max_prompt_tokens=recipe.distill.max_prompt_tokens) for teacher, few_shot in asked]
-
-
 @task(cache_policy=NO_CACHE)
-def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+def verify_answers(store: RunStore, task_: Task, config: AnswerFilterConfig) -> None:
     if store.is_complete("verified"):
         return
     unique = {p.id for p in examples_from_frame(store.read("unique_prompts"))}
@@ -250,11 +214,11 @@ def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
     answers = examples_from_frame(store.read("answers")) + [
         a for a in imported_answers(store) if a.parent_ids[0] in unique
     ]
-    kept, rejected = filter_answers(answers, recipe.load_task(), recipe.answer_filters)
+    kept, rejected = filter_answers(answers, task_, config)
     store.write_stage(
         "verified",
         {"part": examples_to_frame(kept), "rejects": rejects_frame(rejected)},
-        config=recipe.answer_filters.model_dump(mode="json"),
+        config=config.model_dump(mode="json"),
         inputs=["answers", "imported"] if store.is_complete("imported") else ["answers"],
         summary={
             "rejected_by_reason": dict(Counter(reason_kind(r) for _, r in rejected)),
@@ -274,43 +238,52 @@ def verify_answers(store: RunStore, recipe: BuildDatasetRecipe) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def select_sft_and_pairs(store: RunStore, recipe: BuildDatasetRecipe) -> None:
+@task(cache_policy=NO_CACHE)
+def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig) -> None:
+    if store.is_complete("sft"):
+        return
+    rows = sft_rows(examples_from_frame(store.read("verified")), examples_from_frame(store.read("unique_prompts")),
+                    task_, config)
+    store.write_stage(
+        "sft",
+        {"part": examples_to_frame(rows)},
+        config=config.model_dump(mode="json"),
+        inputs=["verified", "unique_prompts"],
+        summary={"rows_by_source": dict(Counter(r.source for r in rows))},
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def build_pair_set(store: RunStore, task_: Task, config: PreferencePairConfig) -> None:
+    """Pairs from every source the run has: verified answers and their rejects, the SFT
+    rows, the student's rejects and the judge's rankings where those stages ran, and
+    imported pairs."""
+    if store.is_complete("pairs"):
+        return
     verified = examples_from_frame(store.read("verified"))
-    task_ = recipe.load_task()
-    if not store.is_complete("sft"):
-        prompts = examples_from_frame(store.read("unique_prompts"))
-        rows = sft_rows(verified, prompts, task_, recipe.sft)
-        store.write_stage(
-            "sft",
-            {"part": examples_to_frame(rows)},
-            config=recipe.sft.model_dump(mode="json"),
-            inputs=["verified", "unique_prompts"],
-            summary={"rows_by_source": dict(Counter(r.source for r in rows))},
-        )
-    if not store.is_complete("pairs"):
-        sources = PairSources(verified, _read_rejects(store, "verified"),
-                              sft_rows=examples_from_frame(store.read("sft")))
-        inputs = ["verified", "sft"]
-        if recipe.student is not None:
-            sources.student_rejects = _read_rejects(store, "student_answers")
-            inputs.append("student_answers")
-        if recipe.judge is not None:
-            sources.judged = pairs_from_frame(store.read("judge"))
-            inputs.append("judge")
-        pairs, dropped = build_pairs(sources, task_, recipe.pairs)
-        if store.is_complete("imported"):
-            pairs += pairs_from_frame(store.read("imported", "pairs"))
-            inputs.append("imported")
-        report = pair_report(pairs, dropped, task_, recipe.pairs.max_chosen_longer_fraction)
-        get_run_logger().info("%s", pair_report_markdown(report))
-        store.write_stage(
-            "pairs",
-            {"part": pairs_to_frame(pairs), "dropped": pairs_to_frame(p for p, _ in dropped).with_columns(
-                reason=pl.Series([r for _, r in dropped], dtype=pl.String))},
-            config=recipe.pairs.model_dump(mode="json"),
-            inputs=inputs,
-            summary={"pairs_by_strategy": report["by_strategy"], "report": report},
-        )
+    sources = PairSources(verified, _read_rejects(store, "verified"),
+                          sft_rows=examples_from_frame(store.read("sft")))
+    inputs = ["verified", "sft"]
+    if store.is_complete("student_answers"):
+        sources.student_rejects = _read_rejects(store, "student_answers")
+        inputs.append("student_answers")
+    if store.is_complete("judge"):
+        sources.judged = pairs_from_frame(store.read("judge"))
+        inputs.append("judge")
+    pairs, dropped = build_pairs(sources, task_, config)
+    if store.is_complete("imported"):
+        pairs += pairs_from_frame(store.read("imported", "pairs"))
+        inputs.append("imported")
+    report = pair_report(pairs, dropped, task_, config.max_chosen_longer_fraction)
+    get_run_logger().info("%s", pair_report_markdown(report))
+    store.write_stage(
+        "pairs",
+        {"part": pairs_to_frame(pairs), "dropped": pairs_to_frame(p for p, _ in dropped).with_columns(
+            reason=pl.Series([r for _, r in dropped], dtype=pl.String))},
+        config=config.model_dump(mode="json"),
+        inputs=inputs,
+        summary={"pairs_by_strategy": report["by_strategy"], "report": report},
+    )
 
 
 def _read_rejects(store: RunStore, stage: str) -> list:
@@ -319,37 +292,35 @@ def _read_rejects(store: RunStore, stage: str) -> list:
 
 
 @task(cache_policy=NO_CACHE)
-def verify_gold_sets(recipe: BuildDatasetRecipe) -> tuple[GoldRoot, list[LockedGoldSet]]:
+def verify_gold_sets(config: ContaminationGateConfig, task_: Task) -> tuple[GoldRoot, list[LockedGoldSet]]:
     """Open the gold root and verify every version before anything is generated or paid
     for: the judge's guard and the export gate use what this returns, and nothing else."""
-    root, gold_sets = gold_sets_to_gate(recipe.contamination_gate, recipe.load_task().name)
+    root, gold_sets = gold_sets_to_gate(config, task_.name)
     get_run_logger().info("gold sets verified: %s", ", ".join(g.label for g in gold_sets) or
-                          f"none of the task ({recipe.contamination_gate.without_gold_reason})")
+                          f"none of the task ({config.without_gold_reason})")
     return root, gold_sets
 
 
 @task(cache_policy=NO_CACHE)
-def export_datasets(store: RunStore, recipe: BuildDatasetRecipe, gold_sets: list[LockedGoldSet]) -> None:
+def export_datasets(store: RunStore, task_path: str, config: ContaminationGateConfig,
+                    gold_sets: list[LockedGoldSet]) -> None:
     """The export files, after the contamination gate: no row near a locked gold row of
     the task leaves the run unless the recipe removes it or overrides with a reason."""
     if store.is_complete("export"):
         return
     sft = examples_from_frame(store.read("sft"))
     pairs = pairs_from_frame(store.read("pairs"))
-    rows = [AuditRow(f"sft:{e.id}", f"sft:{e.id}", e.prompt, e.response or "") for e in sft] + [
-        AuditRow(f"pairs:{p.id}", f"pairs:{p.id}", p.prompt, p.chosen) for p in pairs
-    ]
-    task_ = recipe.load_task()
-    gate = run_gate(rows, gold_sets, recipe.contamination_gate, store.run_dir / "contamination")
+    task_ = import_task(task_path)
+    kept, gate = gate_rows({"sft": sft, "pairs": pairs}, record_texts, gold_sets, config,
+                           store.run_dir / "contamination")
+    sft, pairs = kept["sft"], kept["pairs"]
     get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names or "no gold set")
     if gate.status == "removed":
-        sft = [e for e in sft if f"sft:{e.id}" not in gate.flagged]
-        pairs = [p for p in pairs if f"pairs:{p.id}" not in gate.flagged]
         get_run_logger().warning("contamination gate removed %d rows: %s", len(gate.flagged), sorted(gate.flagged))
     store.write_stage(
         "export",
         {},
-        config={"task": recipe.task, "contamination_gate": recipe.contamination_gate.model_dump(mode="json")},
+        config={"task": task_path, "contamination_gate": config.model_dump(mode="json")},
         inputs=["sft", "pairs"],
         summary={"contamination_gate": gate.as_dict()},
         write_files=lambda folder: write_exports(folder, sft, pairs, task_),
@@ -357,12 +328,12 @@ def export_datasets(store: RunStore, recipe: BuildDatasetRecipe, gold_sets: list
 
 
 @task(cache_policy=NO_CACHE)
-def report_curation(store: RunStore, recipe: BuildDatasetRecipe) -> Path:
+def report_curation(store: RunStore, task_: Task) -> Path:
     """What the filters and pair strategies did to this run's data, as JSON, a Prefect
     artifact and a self-contained HTML page with plots."""
     kept, rejects = store.read("verified"), store.read("verified", "rejects")
     answers = pl.concat([kept, rejects.drop("reason", "detail")])  # teacher and imported answers
-    report = curation_report(answers, kept, rejects, recipe.load_task())
+    report = curation_report(answers, kept, rejects, task_)
     pairs = store.manifest("pairs")["summary"]["report"]
     write_text_atomic(store.run_dir / "curation.json", json.dumps({"answers": report, "pairs": pairs}, indent=2))
     page = store.run_dir / "curation.html"
@@ -386,38 +357,46 @@ def summarize_run(store: RunStore) -> dict:
 
 
 @flow(name="build-dataset", log_prints=True)
-def build_dataset(recipe: BuildDatasetRecipe, run_id: str | None = None) -> dict:
+def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) -> dict:
+    # A deployment names its recipe file (prefect.yaml); a command passes the loaded recipe.
+    recipe = load_recipe(recipe, BuildDatasetRecipe) if isinstance(recipe, Path) else recipe
     store = RunStore(recipe.runs_dir, run_id or recipe.default_run_id())
     get_run_logger().info("run %s in %s", store.run_id, store.run_dir)
-    gold_root, gold_sets = verify_gold_sets(recipe)
-    generate_prompts(store, recipe)
+    task_ = recipe.load_task()
+    gold_root, gold_sets = verify_gold_sets(recipe.contamination_gate, task_)
+    generate_prompts(store, task_, recipe.prompts)
     if recipe.imports:
-        import_data(store, recipe)
+        import_data(store, task_, recipe.imports)
+    distill = recipe.distill
     with contextlib.ExitStack() as stack:
-        servers = ModelServers(store, stack)  # started on first use, stopped after the block
+        servers = ModelServers(store.run_dir / "logs", stack)  # started on first use, stopped after the block
         if recipe.self_instruct is not None and not store.is_complete("self_instruct"):
-            generate_self_instruct(store, recipe, servers)
-        dedupe_prompts(store, recipe)
+            generate_self_instruct(store, task_, recipe.self_instruct, distill, servers)
+        dedupe(store, recipe.prompt_dedupe,
+               prompt_bounds(task_, distill.teachers, recipe.student, distill.max_prompt_tokens),
+               distill.max_prompt_tokens)
         if not store.is_complete("answers"):
-            distill_answers(store, recipe, servers)
+            distill_answers(store, task_, distill, servers)
         if recipe.student is not None and not store.is_complete("student_answers"):
-            ask_student(store, recipe, servers)
-        verify_answers(store, recipe)
+            ask_student(store, task_, recipe.student, distill, recipe.answer_filters, servers)
+        verify_answers(store, task_, recipe.answer_filters)
         if recipe.judge is not None and not store.is_complete("judge"):
-            judge_answers(store, recipe, servers, gold_root.prompt_index())
-    select_sft_and_pairs(store, recipe)
-    export_datasets(store, recipe, gold_sets)
-    report_curation(store, recipe)
+            judge_answers(store, task_, recipe.judge, distill.cache_path, servers, gold_root.prompt_index())
+    select_sft_rows(store, task_, recipe.sft)
+    build_pair_set(store, task_, recipe.pairs)
+    export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets)
+    report_curation(store, task_)
     return summarize_run(store)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", type=Path, required=True)
     parser.add_argument("--run-id", default=None, help="resume or name a run (default: from the recipe)")
     parser.add_argument("--allow-contamination", metavar="REASON", default=None,
                         help="export rows that come close to gold rows anyway, for this reason (recorded)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(args.recipe, BuildDatasetRecipe)
     except RecipeError as error:
@@ -426,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, config in enumerate(recipe.imports):
         try:
             check_importable(config)
-        except ImportFileError as error:
+        except RowFileError as error:
             print(f"error: {args.recipe}: imports.{number}.path: {error}", file=sys.stderr)
             return 2
     # The override is not part of the recipe's identity: the refused run resumes at its export.
@@ -451,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Run folder: {summary['run_dir']}\nExports:    {summary['exports']}\n"
           f"Curation:   {summary['curation report']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

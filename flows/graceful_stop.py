@@ -9,7 +9,7 @@ Its Prefect API server is its own, out of the terminal's reach (flows/prefect_ap
 A batch of teacher requests runs inside `graceful_stop()`: there the first signal only
 sets a reason that the batch polls (`requested()`): it sends nothing new, keeps every
 answer that arrives, abandons what its endpoints' stop grace does not cover
-(datagen/teacher_client.py), and ends with `TeacherStopped`, which leaves the block as
+(datagen/serving/client.py), and ends with `TeacherStopped`, which leaves the block as
 `Stopped`. A second signal raises `Stopped` at once, for a user who wants out now.
 
 `Stopped` is an interrupt, not an error: for any `Exception` a task or flow raises,
@@ -26,7 +26,7 @@ from typing import Callable, Iterator, TypeVar
 
 from prefect.exceptions import TerminationSignal
 
-from datagen.teacher import TeacherStopped
+from datagen.serving.request_batch import TeacherStopped
 from flows.prefect_api import prefect_api
 
 T = TypeVar("T")

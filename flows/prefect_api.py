@@ -6,7 +6,7 @@ Prefect with no API URL starts such a temporary server by itself
 where a terminal's Ctrl-C kills it with the command: the build then ended minutes later
 with exit 1 and an `httpx.ConnectError` traceback instead of its `stopped:` line. This
 module starts the same app the same way (uvicorn on `create_app`, the UI off, the
-command's Prefect settings), through `datagen.server_processes`, so it is out of the
+command's Prefect settings), through `datagen.serving.server_processes`, so it is out of the
 terminal's reach and is stopped on every way out; PREFECT_API_URL points at it for the
 length of the command, for this process and any worker process it starts.
 """
@@ -24,7 +24,7 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, get_current_settings
 
-from datagen.server_processes import (
+from datagen.serving.server_processes import (
     ServerNotHealthy,
     free_loopback_port,
     start_server,

@@ -33,22 +33,25 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datagen.embedded_model import embedded_model_dir
-from datagen.records import canonical_json
-from datagen.run_store import file_sha256, write_text_atomic
-from datagen.task import import_task
+from datagen.foundation.hashing import canonical_json, file_sha256
+from datagen.foundation.run_store import write_text_atomic
+from datagen.foundation.task import import_task
+from datagen.serving.client import TeacherError
+from datagen.serving.embedded_model import embedded_model_dir
+from datagen.serving.endpoint import EndpointConfig
 from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
 from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings
-from evals.eval_candidates import Candidate, EvalEndpoint, GenerationConfig, candidate_outputs, target_chats
+from evals.contamination.gate import ContaminationError
+from evals.eval_candidates import Candidate, GenerationConfig, candidate_outputs, target_chats
 from evals.preflight_report import write_report
 from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
 from flows.graceful_stop import Stopped, run_command
-from flows.recipe import load_recipe
+from flows.recipe import RecipeError, load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
-from gold.gold_root import GoldRoot, LockedGoldSet
+from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
 from train.ablations import Ablation, write_ablation_export
 
 BASE = "base few-shot"
@@ -66,10 +69,18 @@ class PreflightRecipe(BaseModel):
     regression_tolerance: float = Field(0.05, ge=0, le=1,
                                         description="the largest regression-accuracy drop an escalated fine-tune may have")
     constrained_baseline: bool = Field(True, description="also evaluate the base model under schema-constrained decoding")
-    teacher: EvalEndpoint | None = Field(None, description="evaluate the teacher endpoint as a baseline too")
+    teacher: EndpointConfig | None = Field(None, description="evaluate the teacher endpoint as a baseline too "
+                                           "(a server: base_url and model)")
     generation: GenerationConfig = GenerationConfig()
     ablations: list[Ablation] = Field(min_length=2, description="at least two: a pilot alone proves nothing")
     out: Path | None = Field(None, description="default: the pilot's build run folder / preflight")
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_is_a_server(cls, teacher: EndpointConfig | None) -> EndpointConfig | None:
+        if teacher is not None and teacher.base_url is None:
+            raise ValueError("the teacher baseline is a server: give its base_url and model")
+        return teacher
 
     def pilot(self) -> TrainRecipe:
         return load_recipe(self.train_recipe, TrainRecipe)
@@ -186,7 +197,9 @@ def report(recipe: PreflightRecipe, found: list[Candidate], scores: list[Candida
 
 
 @flow(name="preflight")
-def preflight(recipe: PreflightRecipe) -> dict:
+def preflight(recipe: PreflightRecipe | Path) -> dict:
+    # A deployment names its recipe file (prefect.yaml); a command passes the loaded recipe.
+    recipe = load_recipe(recipe, PreflightRecipe) if isinstance(recipe, Path) else recipe
     started = time.monotonic()
     pilot = recipe.pilot()  # the recipe files are read once: every path below derives from them
     out = recipe.out_dir(pilot)
@@ -220,16 +233,25 @@ def preflight(recipe: PreflightRecipe) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", type=Path, required=True)
-    args = parser.parse_args(argv)
-    recipe = load_recipe(args.recipe, PreflightRecipe)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        recipe = load_recipe(args.recipe, PreflightRecipe)
+        recipe.pilot()  # the training recipe it names is checked before anything starts too
+    except RecipeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         summary = run_command(lambda: preflight(recipe))
     except Stopped as stopped:
         print(f"{stopped}", file=sys.stderr)
         return 130
+    except (GoldSetError, ContaminationError, TeacherError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print()
     for name, verdict in summary["verdicts"].items():
         print(f"{name}: {verdict['verdict']}")
@@ -237,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {reason}")
     print(f"\nreport: {summary['report']}\n        {Path(summary['out']) / 'report.md'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ from typing import Callable, Iterator
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
 
-from datagen.teacher import Progress
+from datagen.serving.request_batch import Progress
 
 
 def _numbers(progress: Progress) -> str:

@@ -9,7 +9,6 @@ curation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 from collections import Counter
@@ -20,62 +19,29 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from datagen.answer_filters import filter_answers, reason_kind
-from datagen.embedded_model import CONVERSION_VERSION, cache_dir, embedded_model_dir
-from datagen.model_server import serve_model, served_model_name
-from datagen.judge import family_warning, length_bias, length_score_correlation
-from datagen.judge_pairs import judge_ranked_pairs
-from datagen.records import Example, examples_from_frame, examples_to_frame, pairs_to_frame
-from datagen.response_cache import ResponseCache
-from datagen.run_store import RunStore
-from datagen.self_instruct import self_instruct
-from datagen.teacher import (
-    DistillConfig,
-    FailedRequest,
-    TeacherConfig,
-    answer_prompts,
-    check_failures,
-    resolve_endpoint,
-)
-from datagen.teacher_client import Endpoint
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
+from datagen.foundation.records import Example, examples_from_frame, examples_to_frame, pairs_to_frame
+from datagen.foundation.run_store import RunStore
+from datagen.foundation.task import Task
+from datagen.generation.self_instruct import SelfInstructConfig, self_instruct
+from datagen.judge.judge_answers import JudgeConfig, family_warning, length_bias, length_score_correlation
+from datagen.judge.judge_pairs import judge_ranked_pairs
+from datagen.serving.embedded_model import cache_dir
+from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.model_servers import ModelServers
+from datagen.serving.response_cache import ResponseCache
+from datagen.teacher.distill import DistillConfig, FailedRequest, answer_prompts, check_failures
 from flows.graceful_stop import graceful_stop
 from flows.teacher_progress import teacher_progress
 
 if TYPE_CHECKING:
-    from flows.build_dataset import BuildDatasetRecipe
     from gold.gold_root import GoldPromptIndex
 
 STUDENT_SOURCE = "datagen.teacher.answer_prompts@2:student"
 
 
-class ModelServers:
-    """Where each configured model listens: its own base_url, or the embedded model,
-    served on loopback from the first time it is needed until the build ends (it takes
-    minutes to warm, so the stages share one)."""
-
-    def __init__(self, store: RunStore, stack: contextlib.ExitStack):
-        self.store, self.stack = store, stack
-        self._embedded: tuple[str, str, str] | None = None
-
-    def endpoint(self, config: TeacherConfig) -> Endpoint:
-        if config.base_url is not None:
-            return resolve_endpoint(config, config.base_url, config.model, config.base_url)
-        if self._embedded is None:
-            model_dir = prepare_embedded_teacher()
-            log = self.store.run_dir / "logs" / "teacher-server.log"
-            base_url = self.stack.enter_context(serve_model(model_dir, log))
-            name = served_model_name(model_dir)
-            self._embedded = (base_url, name, f"embedded:{name}@v{CONVERSION_VERSION}")
-        return resolve_endpoint(config, *self._embedded)
-
-
-@task(cache_policy=NO_CACHE)
-def prepare_embedded_teacher() -> Path:
-    return embedded_model_dir()
-
-
-def _response_cache(recipe: BuildDatasetRecipe) -> ResponseCache:
-    return ResponseCache(recipe.distill.cache_path or cache_dir() / "responses.sqlite")
+def _response_cache(cache_path: Path | None) -> ResponseCache:
+    return ResponseCache(cache_path or cache_dir() / "responses.sqlite")
 
 
 def _log_failures(store: RunStore, failures: list[FailedRequest]) -> Path:
@@ -98,16 +64,16 @@ def rejects_frame(rejected: list[tuple[Example, str]]) -> pl.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
-def generate_self_instruct(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers) -> None:
+def generate_self_instruct(store: RunStore, task_: Task, config: SelfInstructConfig, distill: DistillConfig,
+                           servers: ModelServers) -> None:
     """New inputs written by the teachers, seeded with the generated prompts."""
-    config = recipe.self_instruct
     seeds = examples_from_frame(store.read("prompts"))
-    endpoints = [servers.endpoint(t) for t in recipe.distill.teachers]
-    cache = _response_cache(recipe)
+    endpoints = [servers.endpoint(t) for t in distill.teachers]
+    cache = _response_cache(distill.cache_path)
     try:
         with teacher_progress("self-generated inputs", "self-instruct") as on_progress, graceful_stop() as stop:
             result = asyncio.run(
-                self_instruct(seeds, recipe.load_task(), config, recipe.distill.teachers, endpoints, cache,
+                self_instruct(seeds, task_, config, distill.teachers, endpoints, cache,
                               store.run_id, on_progress=on_progress, should_stop=stop.requested)
             )
     finally:
@@ -135,17 +101,17 @@ def imported_answers(store: RunStore) -> list[Example]:
     return [e for e in examples_from_frame(store.read("imported")) if e.response is not None]
 
 
-def _answer(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers, distill: DistillConfig,
+def _answer(store: RunStore, task_: Task, servers: ModelServers, distill: DistillConfig,
             what: str, skip: set[str] = frozenset(), **options):
     prompts = [p for p in examples_from_frame(store.read("unique_prompts")) if p.id not in skip]
     endpoints = [servers.endpoint(t) for t in distill.teachers]
     for endpoint in endpoints:
         get_run_logger().info("%s: %s at %s", what, endpoint.model, endpoint.base_url)
-    cache = _response_cache(recipe)
+    cache = _response_cache(distill.cache_path)
     try:
         with teacher_progress(what, what.replace(" ", "-")) as on_progress, graceful_stop() as stop:
             result = asyncio.run(
-                answer_prompts(prompts, recipe.load_task(), distill, endpoints, cache, store.run_id,
+                answer_prompts(prompts, task_, distill, endpoints, cache, store.run_id,
                                on_progress=on_progress, should_stop=stop.requested, **options)
             )
     finally:
@@ -161,55 +127,56 @@ def _answer(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers, 
 
 
 @task(cache_policy=NO_CACHE)
-def distill_answers(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers) -> None:
+def distill_answers(store: RunStore, task_: Task, distill: DistillConfig, servers: ModelServers) -> None:
     """Every unique prompt answered `samples_per_prompt` times by the teachers."""
     # A prompt imported with its answer is not paid for again.
     answered = {a.parent_ids[0] for a in imported_answers(store)}
-    result, summary = _answer(store, recipe, servers, recipe.distill, "teacher answers", skip=answered)
+    result, summary = _answer(store, task_, servers, distill, "teacher answers", skip=answered)
     store.write_stage(
         "answers",
         {"part": examples_to_frame(result.answers)},
-        config=recipe.distill.model_dump(mode="json"),
+        config=distill.model_dump(mode="json"),
         inputs=["unique_prompts"],
         summary=summary,
     )
 
 
 @task(cache_policy=NO_CACHE)
-def ask_student(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers) -> None:
+def ask_student(store: RunStore, task_: Task, student: EndpointConfig, distill: DistillConfig,
+                filters: AnswerFilterConfig, servers: ModelServers) -> None:
     """The base student's own answer to every prompt, asked as it will be after training
     (no few-shot turns), and filtered like the teachers': its rejects are the rejected
     side of `teacher_vs_student` pairs."""
-    student = DistillConfig(teachers=[recipe.student], samples_per_prompt=1,
-                            max_failed_fraction=recipe.distill.max_failed_fraction)
-    result, summary = _answer(store, recipe, servers, student, "student answers",
+    asked = DistillConfig(teachers=[student], samples_per_prompt=1, cache_path=distill.cache_path,
+                          max_failed_fraction=distill.max_failed_fraction)
+    result, summary = _answer(store, task_, servers, asked, "student answers",
                               few_shot=False, source=STUDENT_SOURCE)
-    kept, rejected = filter_answers(result.answers, recipe.load_task(), recipe.answer_filters)
+    kept, rejected = filter_answers(result.answers, task_, filters)
     summary["rejected_by_reason"] = dict(Counter(reason_kind(r) for _, r in rejected))
     store.write_stage(
         "student_answers",
         {"part": examples_to_frame(kept), "rejects": rejects_frame(rejected)},
-        config=recipe.student.model_dump(mode="json"),
+        config=student.model_dump(mode="json"),
         inputs=["unique_prompts"],
         summary=summary,
     )
 
 
 @task(cache_policy=NO_CACHE)
-def judge_answers(store: RunStore, recipe: BuildDatasetRecipe, servers: ModelServers, gold: GoldPromptIndex) -> None:
+def judge_answers(store: RunStore, task_: Task, config: JudgeConfig, cache_path: Path | None, servers: ModelServers,
+                  gold: GoldPromptIndex) -> None:
     """Judge-ranked pairs for the prompts no verifier can rank: those with no known label;
     `gold` (every locked row, verified) is what the judge must never be shown."""
-    config = recipe.judge
     unlabelled = [a for a in examples_from_frame(store.read("verified")) if a.reference is None]
     endpoint = servers.endpoint(config.endpoint)
     teachers = sorted({a.teacher.model for a in unlabelled if a.teacher is not None})
     warning = family_warning(endpoint.model, teachers)
     if warning:
         get_run_logger().warning("%s", warning)
-    cache = _response_cache(recipe)
+    cache = _response_cache(cache_path)
     try:
         with teacher_progress("judge verdicts", "judge-verdicts") as on_progress, graceful_stop() as stop:
-            ranking = asyncio.run(judge_ranked_pairs(unlabelled, recipe.load_task(), config, endpoint, cache,
+            ranking = asyncio.run(judge_ranked_pairs(unlabelled, task_, config, endpoint, cache,
                                                      on_progress=on_progress, should_stop=stop.requested,
                                                      gold=gold))
     finally:

@@ -38,15 +38,16 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.records import canonical_json
-from datagen.run_store import file_sha256, write_text_atomic
-from datagen.task import import_task
-from evals.audit_inputs import AuditRow, row_texts
-from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from datagen.foundation.export_layout import DPO_FILE, SFT_FILE
+from datagen.foundation.hashing import canonical_json, file_sha256
+from datagen.foundation.run_store import write_text_atomic
+from datagen.foundation.task import import_task
+from evals.contamination.audit_inputs import row_texts
+from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from gold.gold_root import GoldSetError, LockedGoldSet
-from train.ablations import DPO_FILE, SFT_FILE, read_export_rows
+from train.ablations import read_export_rows
 from train.base_model import model_hash
 from train.dpo import DPOStageConfig, run_dpo
 from train.loss_curves import plot_log_history
@@ -127,15 +128,10 @@ def verify_gold_sets(recipe: TrainRecipe, out: Path) -> list[LockedGoldSet]:
 def gate_training_rows(recipe: TrainRecipe, gold: list[LockedGoldSet], chats: list[dict], pairs: list[dict],
                        out: Path):
     """Audit every row about to be trained on against the task's gold sets."""
-    rows = [AuditRow(row["id"], f"sft:{row['id']}", *row_texts(row)) for row in chats]
-    rows += [AuditRow(row["id"], f"dpo:{row['id']}", *row_texts(row)) for row in pairs]
-    gate = run_gate(rows, gold, recipe.contamination_gate, out / "contamination")
-    if gate.status == "removed":
-        flagged = set(gate.flagged)
-        chats = [row for row in chats if f"sft:{row['id']}" not in flagged]
-        pairs = [row for row in pairs if f"dpo:{row['id']}" not in flagged]
+    kept, gate = gate_rows({"sft": chats, "dpo": pairs}, lambda row: (row["id"], *row_texts(row)), gold,
+                           recipe.contamination_gate, out / "contamination")
     get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names)
-    return chats, pairs, gate.as_dict()
+    return kept["sft"], kept["dpo"], gate.as_dict()
 
 
 @task(cache_policy=NO_CACHE)
@@ -185,7 +181,9 @@ def merge_adapter(model_dir: Path, adapter: Path, target: Path) -> Path:
 
 
 @flow(name="train-sft-dpo")
-def train_sft_dpo(recipe: TrainRecipe) -> dict:
+def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
+    # A deployment names its recipe file (prefect.yaml); a command passes the loaded recipe.
+    recipe = load_recipe(recipe, TrainRecipe) if isinstance(recipe, Path) else recipe
     started = time.monotonic()
     export = recipe.export_dir()
     out = recipe.out_dir()
@@ -230,15 +228,16 @@ def _sha_or_none(path: Path) -> str | None:
 
 
 def _embedded_model() -> Path:
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
 
     return embedded_model_dir()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", type=Path, required=True)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(args.recipe, TrainRecipe)
     except RecipeError as error:
@@ -266,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{figures.get('tokens_per_second')} tokens/s, {figures.get('train_seconds')} s")
     print(f"manifest: {out / 'manifest.json'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,14 @@ from starlette.exceptions import HTTPException
 from gold.agreement import agreement
 from gold.gold_sets import GUIDELINES, GoldSetError, form_fields, set_dir
 from gold.labeling_store import (
-    MAX_ROW_ID, InvalidLabel, LabelingStore, NotAllowed, NotFound, StaleEdit, StateConflict, User,
+    MAX_ROW_ID,
+    InvalidLabel,
+    LabelingStore,
+    NotAllowed,
+    NotFound,
+    StaleEdit,
+    StateConflict,
+    User,
 )
 from gold.login_throttle import LockedOut, LoginThrottle, SecretCheckSlots, ServerBusy
 from gold.people import log_failed_login, log_in, log_out, session_user

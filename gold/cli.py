@@ -29,8 +29,7 @@ from gold.signing import KEY_ENV, default_key_path, load_signing_key
 DEFAULT_PORT = 8765
 
 
-def add_gold_parser(commands) -> None:
-    gold = commands.add_parser("gold", help="the gold sets: labelers' page, review, lock and verify")
+def add_arguments(gold: argparse.ArgumentParser) -> None:
     actions = gold.add_subparsers(dest="gold_command", required=True)
 
     def action(name: str, help: str) -> argparse.ArgumentParser:
@@ -94,7 +93,7 @@ def add_gold_parser(commands) -> None:
                         "(default: all)")
 
 
-def run_gold(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.gold_command == "verify":
         return run_verify(args)
     if args.gold_command in ("keygen", "sign"):

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.exact_dedup import normalized_hash
+from datagen.foundation.hashing import normalized_hash
 from gold.gold_sets import MANIFEST, RECORDS, SIGNED_VERSIONS, GoldSetError, version_folders
 from gold.signed_versions import entry_digest, signed_version_problems
 from gold.signing import read_trusted_keys

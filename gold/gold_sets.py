@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel
 
-from datagen.task import import_task
+from datagen.foundation.task import import_task
 
 GOLD_ROOT = Path("gold/sets")
 # The layout of a set folder: the guidelines labelers follow, one folder per locked
@@ -61,7 +61,7 @@ def version_folders(set_folder: Path) -> list[tuple[int, Path]]:
 
 @dataclass(frozen=True)
 class LabelSchema:
-    """What labeling needs of a task; `datagen.task.Task` is one."""
+    """What labeling needs of a task; `datagen.foundation.task.Task` is one."""
 
     name: str
     answer_schema: type[BaseModel]

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from datagen.exact_dedup import normalized_hash
-from datagen.run_store import file_sha256
+from datagen.foundation.hashing import file_sha256, normalized_hash
 from gold.labeling_store import LabelingStore
 
 CRUCIBLE_PROVENANCE = ("run_id", "template_id", "teacher", "parent_ids")

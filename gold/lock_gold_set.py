@@ -32,12 +32,19 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from datagen.records import canonical_json, content_id
-from datagen.run_store import file_sha256, usual_mode
+from datagen.foundation.hashing import canonical_json, content_id, file_sha256
+from datagen.foundation.run_store import usual_mode
 from gold.agreement import agreement
 from gold.gold_root import GoldRoot, GoldSetTampered
 from gold.gold_sets import (
-    GUIDELINES, MANIFEST, RECORDS, SIGNED_VERSIONS, GoldSetError, form_fields, set_dir, version_folders,
+    GUIDELINES,
+    MANIFEST,
+    RECORDS,
+    SIGNED_VERSIONS,
+    GoldSetError,
+    form_fields,
+    set_dir,
+    version_folders,
 )
 from gold.labeling_store import LabelingStore, User
 from gold.signed_versions import read_signed_versions, version_entry, write_signed_versions

@@ -34,9 +34,9 @@ every failure). Clocks are injected, so tests do not sleep.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator

@@ -23,8 +23,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from datagen.records import canonical_json
-from datagen.run_store import file_sha256, write_text_atomic
+from datagen.foundation.hashing import canonical_json, file_sha256
+from datagen.foundation.run_store import write_text_atomic
 from gold.gold_sets import GUIDELINES, MANIFEST, RECORDS, SIGNED_VERSIONS
 from gold.signing import SigningKey, signature_problem
 

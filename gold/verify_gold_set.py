@@ -18,8 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from datagen.records import canonical_json, content_id
-from datagen.run_store import file_sha256
+from datagen.foundation.hashing import canonical_json, content_id, file_sha256
 from gold.gold_sets import GUIDELINES, MANIFEST, RECORDS
 
 _MANIFEST_KEYS = ("set", "version", "task", "records", "sha256", "record_sha256", "guidelines_sha256", "previous")

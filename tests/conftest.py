@@ -31,7 +31,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
 
     return embedded_model_dir()
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from datagen.model_server import free_loopback_port
+from datagen.serving.transformers_server import free_loopback_port
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from datagen.run_store import RunStore
-from train.ablations import DPO_FILE, SFT_FILE, Ablation, write_ablation_export
+from datagen.foundation.export_layout import DPO_FILE, SFT_FILE
+from datagen.foundation.run_store import RunStore
+from train.ablations import Ablation, write_ablation_export
 
 TEMPLATE, TEACHER = "datagen.sft_examples.reference_answer@1", "datagen.teacher.verified_answer@1"
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from evals.audit_inputs import read_gold, read_train
-from evals.contamination_audit import AuditConfig, audit
+from evals.contamination.audit import AuditConfig, audit
+from evals.contamination.audit_inputs import read_gold, read_train
 from flows.audit_flow import audit_flow
 from flows.task_runners import task_runner
 from tests.locked_gold import lock_gold_rows
@@ -32,10 +32,10 @@ def test_sharded_audit_flags_what_a_whole_audit_flags(tmp_path, dask):
     whole = audit(read_gold(gold)[1], list(read_train(train, [])), config)
 
     flow = audit_flow.with_options(task_runner=task_runner(dask, 2))
-    summary = flow(gold, train, tmp_path / "out", config, shard_rows=7)
+    sharded, unread = flow(read_gold(gold)[1], [train], config, shard_rows=7)
 
-    assert summary["train_rows"] == len(rows) == whole.train_rows
-    assert summary["flagged_gold_rows"] == 2 == len(whole.flagged)
-    report = json.loads((tmp_path / "out" / "overlap.json").read_text())
-    assert report["summary"]["flagged_train_rows"] == len(whole.flagged_train) == 2
-    assert (tmp_path / "out" / "overlap.html").exists()
+    assert sharded.train_rows == len(rows) == whole.train_rows and unread == []
+    assert len(sharded.flagged) == 2 == len(whole.flagged)
+    assert len(sharded.flagged_train) == len(whole.flagged_train) == 2
+    assert {row.gold.id: row.flagged_by for row in sharded.flagged} == {row.gold.id: row.flagged_by
+                                                                        for row in whole.flagged}

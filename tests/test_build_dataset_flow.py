@@ -13,12 +13,12 @@ import datasets
 import polars as pl
 import pytest
 
-from datagen.model_server import ModelServerError, free_loopback_port, serve_model, served_model_name
-from datagen.imports import ImportConfig
-from datagen.self_instruct import SelfInstructConfig
+from datagen.generation.imports import ImportConfig
+from datagen.generation.self_instruct import SelfInstructConfig
+from datagen.serving.client import TeacherError
+from datagen.serving.transformers_server import ModelServerError, free_loopback_port, serve_model, served_model_name
 from datagen.tasks.support_triage import TASK
-from datagen.teacher import TeacherError
-from evals.contamination_gate import ContaminationError
+from evals.contamination.gate import ContaminationError
 from flows.build_dataset import BuildDatasetRecipe, build_dataset
 from gold.lock_gold_set import gold_row_id
 from tests.conftest import read_jsonl

@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen.exports import write_exports
-from datagen.records import Example, PreferencePair
+from datagen.exports.formats import write_exports
+from datagen.foundation.records import Example, PreferencePair
 from datagen.tasks.support_triage import TASK
-from evals.audit_inputs import AuditInputError, AuditRow, read_gold, read_train, row_texts, train_files
+from evals.contamination.audit import AuditConfig, audit
+from evals.contamination.audit_inputs import AuditInputError, AuditRow, read_gold, read_train, row_texts, train_files
+from evals.contamination.audit_words import word_hashes, word_offsets, words
+from evals.contamination.ngram_overlap import GoldNgramIndex, SharedSpan
+from evals.contamination.overlap_report import _marked, overlap_html, overlap_json
 from gold.signed_versions import entry_digest
 from tests.locked_gold import lock_gold_rows
-from evals.contamination_audit import AuditConfig, audit
-from evals.audit_words import word_hashes, word_offsets, words
-from evals.ngram_overlap import GoldNgramIndex, SharedSpan
-from evals.overlap_report import _marked, overlap_html, overlap_json
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["exact", "ngram", "minhash"]
@@ -156,7 +156,7 @@ def test_clean_rows_are_close_to_nothing(planted):
 
 
 def test_cosine_threshold_separates_paraphrases_from_clean_rows(planted):
-    from evals.prompt_embeddings import embed_texts
+    from evals.contamination.prompt_embeddings import embed_texts
 
     gold = embed_texts([row.prompt for row in GOLD])
     paraphrase = np.sum(embed_texts([PARAPHRASES[row.id] for row in GOLD]) * gold, axis=1)

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from evals.audit_inputs import AuditRow
-from evals.contamination_gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from evals.contamination.audit_inputs import AuditRow
+from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
 from gold.gold_root import GoldSetTampered, NoGoldSet
 from gold.lock_gold_set import gold_row_id
 from tests.locked_gold import lock_gold_rows

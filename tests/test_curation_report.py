@@ -4,10 +4,11 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
-from datagen.curation_report import curation_html, curation_markdown, curation_report
-from datagen.task import label_fields
-from datagen.records import Example, canonical_json, examples_to_frame
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, reason_kind
+from datagen.foundation.hashing import canonical_json
+from datagen.foundation.records import Example, examples_to_frame
+from datagen.foundation.task import label_fields
+from datagen.reports.curation_report import curation_html, curation_markdown, curation_report
 from datagen.tasks.support_triage import TASK
 
 PLOT = '<img src="data:image/png;base64,'

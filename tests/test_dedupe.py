@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from datagen.exact_dedup import exact_dedupe, normalize_text
-from datagen.minhash_dedup import (
+from datagen.dedupe.exact_dedup import exact_dedupe
+from datagen.dedupe.minhash_dedup import (
     MinhashDedupConfig,
     NearDuplicateIndex,
     cluster_near_duplicates,
     minhash_dedupe,
     shingles,
 )
-from datagen.minhash_signatures import (
+from datagen.dedupe.minhash_signatures import (
     candidate_pairs,
     connected_components,
     estimated_jaccard,
@@ -17,6 +17,7 @@ from datagen.minhash_signatures import (
     shingle_keys,
     signatures,
 )
+from datagen.foundation.hashing import normalize_text
 
 BASE = ("my order A-123456 with the espresso machine has not arrived after two weeks and nobody "
         "answers the phone when I call the shop, where is it please")

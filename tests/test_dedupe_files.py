@@ -6,8 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from datagen.dedupe_files import DedupeFileConfig, dedupe_file
-from datagen.minhash_dedup import MinhashDedupConfig
+from datagen.dedupe.dedupe_files import DedupeFileConfig, dedupe_file
+from datagen.dedupe.minhash_dedup import MinhashDedupConfig
 from tests.conftest import read_jsonl
 
 BASE = ("the espresso machine I ordered three weeks ago has still not arrived and nobody at the shop "

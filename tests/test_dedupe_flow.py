@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from datagen.dedupe_files import DedupeFileConfig, dedupe_file
-from datagen.minhash_dedup import MinhashDedupConfig
+from datagen.dedupe.dedupe_files import DedupeFileConfig, dedupe_file
+from datagen.dedupe.minhash_dedup import MinhashDedupConfig
 from flows.dedupe_flow import dedupe_file_flow
 from flows.task_runners import task_runner
 

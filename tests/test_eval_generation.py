@@ -1,12 +1,15 @@
 """Eval generation is deterministic: greedy in-process with or without an adapter, and
-temperature 0 with a fixed seed over the OpenAI-compatible API."""
+temperature 0 with a fixed seed over the OpenAI-compatible API, through the client every
+stage uses."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from evals.generation import generate_in_process, generate_over_api
+from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.in_process import generate_in_process
+from evals.eval_candidates import answers_over_api
 from tests.scripted_teacher import ScriptedTeacher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -29,9 +32,13 @@ def test_in_process_generation_is_batched_greedy_and_repeatable(tiny_model):
     assert first == again  # batch composition and padding do not change greedy outputs
 
 
-def test_over_the_api_every_prompt_is_asked_once_at_temperature_0_with_a_seed():
+def test_over_the_api_every_prompt_is_asked_once_at_temperature_0_with_a_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRUCIBLE_CACHE", str(tmp_path / "cache"))
     with ScriptedTeacher(lambda prompt, k: f"answer to {prompt[:8]}") as server:
-        outputs = generate_over_api(server.base_url, "scripted", CHATS, seed=7, max_new_tokens=32)
+        endpoint = EndpointConfig(base_url=server.base_url, model="scripted")
+        outputs = answers_over_api(endpoint, CHATS, seed=7, max_new_tokens=32)
+        # Through the teacher's client: a second ask is answered from the cache.
+        assert answers_over_api(endpoint, CHATS, seed=7, max_new_tokens=32) == outputs
     assert outputs == [f"answer to Ticket {i}" for i in range(5)]
     assert [(r["temperature"], r["seed"], r["max_tokens"]) for r in server.requests] == [(0, 7, 32)] * 5
 
@@ -41,7 +48,7 @@ def test_constrained_decoding_holds_the_real_model_to_the_answer_schema(embedded
     # answers for the first 16 gold tickets; under xgrammar's grammar every output is a JSON
     # object with the schema's keys, in order, and valid values (the 20-word summary rule
     # is a validator, not part of the JSON Schema, so the grammar cannot hold it).
-    from datagen.task import parse_json_answer
+    from datagen.foundation.task import parse_json_answer
     from datagen.tasks.support_triage import TASK
     from evals.constrained_decoding import schema_logits_processor
 
@@ -58,7 +65,7 @@ def test_constrained_decoding_holds_the_real_model_to_the_answer_schema(embedded
 
 
 def _field_errors(task, answer: dict) -> list[str]:
-    from datagen.task import schema_errors
+    from datagen.foundation.task import schema_errors
 
     return schema_errors(task.answer_schema, answer)
 
@@ -88,7 +95,7 @@ def test_the_shared_prompt_prefix_is_computed_once_without_changing_any_output(e
 
 
 def test_the_shared_prefix_leaves_every_row_a_token_of_its_own():
-    from evals.generation import shared_prefix_length
+    from datagen.serving.in_process import shared_prefix_length
 
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2

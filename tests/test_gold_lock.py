@@ -11,11 +11,11 @@ import stat
 
 import pytest
 
-from datagen.records import canonical_json
+from datagen.foundation.hashing import canonical_json
 from flows.cli import main
+from gold.gold_root import GoldRoot, GoldSetTampered, open_version
 from gold.gold_sets import GoldSetError
 from gold.lock_gold_set import gold_row_id, lock_gold_set
-from gold.gold_root import GoldRoot, GoldSetTampered, open_version
 from gold.verify_gold_set import verify_version
 from tests.gold_fixtures import (
     ANN,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.records import canonical_json
-from evals.audit_inputs import AuditInputError, read_gold
-from evals.contamination_gate import ContaminationGateConfig, gold_sets_to_gate
+from datagen.foundation.hashing import canonical_json
+from evals.contamination.audit_inputs import AuditInputError, read_gold
+from evals.contamination.gate import ContaminationGateConfig, gold_sets_to_gate
 from flows.cli import main
 from flows.recipe import RecipeError, load_recipe
 from flows.train_sft_dpo import TrainRecipe

@@ -20,9 +20,9 @@ import polars as pl
 import psutil
 import pytest
 
-from datagen.prompt_length import prompt_bound
+from datagen.filters.prompt_length import prompt_bound
+from datagen.serving.endpoint import EndpointConfig
 from datagen.tasks.support_triage import TASK
-from datagen.teacher import TeacherConfig
 from flows.build_dataset import BuildDatasetRecipe, build_dataset
 from tests.scripted_teacher import ScriptedTeacher
 
@@ -235,7 +235,7 @@ def test_a_5_mb_prompt_is_rejected_as_too_long_before_any_request(tmp_path, scri
 
 
 def test_the_embedded_teacher_counts_prompt_tokens_with_its_own_tokenizer(embedded_model):
-    bound = prompt_bound(TASK, TeacherConfig(sampling={"max_tokens": 128}), few_shot=True, max_prompt_tokens=None)
+    bound = prompt_bound(TASK, EndpointConfig(sampling={"max_tokens": 128}), few_shot=True, max_prompt_tokens=None)
     assert bound.counter.name == "SmolLM2-135M-Instruct tokenizer"
     system_and_shots = bound.counter.count_turns(TASK.messages("", few_shot=True))
     assert bound.max_tokens == 8192 - 128 - system_and_shots

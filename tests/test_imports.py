@@ -7,10 +7,11 @@ import polars as pl
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from datagen.exports import write_exports
-from datagen.imports import ImportConfig, ImportFileError, ImportReject, import_file
-from datagen.records import Example, PreferencePair
-from datagen.task import Task
+from datagen.exports.formats import write_exports
+from datagen.foundation.records import Example, PreferencePair
+from datagen.foundation.row_files import RowFileError
+from datagen.foundation.task import Task
+from datagen.generation.imports import ImportConfig, ImportReject, import_file
 
 
 class Label(BaseModel):
@@ -167,20 +168,20 @@ def test_the_layout_is_detected_from_the_first_row_that_is_an_object(tmp_path):
 
 def test_ambiguous_or_unknown_keys_stop_the_import_naming_the_file_and_keys(tmp_path):
     both = write(tmp_path / "both.jsonl", [{"messages": [], "instruction": "Hi"}])
-    with pytest.raises(ImportFileError) as error:
+    with pytest.raises(RowFileError) as error:
         load(both, "sft")
     assert str(error.value) == (
         f"{both}: line 1: keys instruction, messages fit several layouts (trl, alpaca): set `layout`"
     )
     neither = write(tmp_path / "neither.parquet", [{"text": "Hi", "label": 1}])
-    with pytest.raises(ImportFileError) as error:
+    with pytest.raises(RowFileError) as error:
         load(neither, "sft")
     assert str(error.value) == (
         f"{neither}: row 0: no layout fits keys label, text: expected messages (trl), "
         "instruction (alpaca), conversations (sharegpt) or prompt (plain)"
     )
     chats = write(tmp_path / "chats.jsonl", [{"messages": [msg("user", "Hi")]}])
-    with pytest.raises(ImportFileError) as error:
+    with pytest.raises(RowFileError) as error:
         load(chats, "preference")
     assert str(error.value) == (
         f"{chats}: line 1: no preference layout fits keys messages: "
@@ -362,7 +363,7 @@ def test_unreadable_files_raise_an_error_naming_the_file(tmp_path, name, content
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
-    with pytest.raises(ImportFileError) as error:
+    with pytest.raises(RowFileError) as error:
         load(path, "sft")
     assert str(error.value).startswith(f"{path}: {message}")
 

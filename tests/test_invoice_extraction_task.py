@@ -5,9 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers
-from datagen.records import Example, Teacher, canonical_json
-from datagen.task import schema_errors
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers
+from datagen.foundation.hashing import canonical_json
+from datagen.foundation.records import Example, Teacher
+from datagen.foundation.task import schema_errors
 from datagen.tasks.invoice_extraction import TASK, InvoiceAnswer, compare_answer, generate_invoices
 from datagen.tasks.invoice_extraction_vocab import DATE_FORMATS, LAYOUTS
 

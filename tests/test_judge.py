@@ -11,7 +11,9 @@ import sqlite3
 import pytest
 from pydantic import ValidationError
 
-from datagen.judge import (
+from datagen.foundation.hashing import canonical_json
+from datagen.foundation.records import Example, Teacher
+from datagen.judge.judge_answers import (
     JudgeConfig,
     JudgeScore,
     LengthBias,
@@ -25,13 +27,13 @@ from datagen.judge import (
     score_answers,
     winner_by_scores,
 )
-from datagen.judge_prompts import GoldSetError, read_choice, read_score, refuse_gold
-from datagen.model_server import serve_model, served_model_name
-from datagen.records import Example, Teacher, canonical_json
-from datagen.response_cache import ResponseCache
+from datagen.judge.judge_prompts import GoldSetError, read_choice, read_score, refuse_gold
+from datagen.serving.client import Endpoint
+from datagen.serving.endpoint import EndpointConfig, SamplingParams
+from datagen.serving.request_batch import TeacherStopped
+from datagen.serving.response_cache import ResponseCache
+from datagen.serving.transformers_server import serve_model, served_model_name
 from datagen.tasks import support_triage
-from datagen.teacher import SamplingParams, TeacherConfig, TeacherStopped
-from datagen.teacher_client import Endpoint
 from gold.gold_root import GoldPromptIndex, GoldRoot
 from gold.gold_sets import GoldSetError as GoldRootError
 from tests.locked_gold import lock_gold_rows, trusted_root
@@ -57,7 +59,7 @@ SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "seed": 0}
 
 
 def config(server, **endpoint) -> JudgeConfig:
-    return JudgeConfig(endpoint=TeacherConfig(base_url=server.base_url, model="judge-m", **endpoint))
+    return JudgeConfig(endpoint=EndpointConfig(base_url=server.base_url, model="judge-m", **endpoint))
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import asyncio
 import json
 import re
 
-from datagen.judge_pairs import judge_ranked_pairs
-from datagen.records import Example
-from datagen.response_cache import ResponseCache
-from datagen.teacher_client import Endpoint
+from datagen.foundation.records import Example
+from datagen.judge.judge_pairs import judge_ranked_pairs
+from datagen.serving.client import Endpoint
+from datagen.serving.response_cache import ResponseCache
 from gold.gold_root import GoldRoot
 from tests.locked_gold import trusted_root
 from tests.scripted_teacher import ScriptedTeacher

@@ -3,13 +3,13 @@ on literal answers with exact expected pairs."""
 
 import json
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers
-from datagen.axis_rejections import axis_rejection
-from datagen.pair_report import pair_report
-from datagen.preference_pairs import PairSources, PreferencePairConfig, bound_chosen_longer, build_pairs
-from datagen.records import Example, PreferencePair
-from datagen.sft_examples import one_answer_per_prompt
-from datagen.task import label_fields
+from datagen.exports.sft_examples import one_answer_per_prompt
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers
+from datagen.foundation.records import Example, PreferencePair
+from datagen.foundation.task import label_fields
+from datagen.pairs.axis_rejections import axis_rejection
+from datagen.pairs.pair_report import pair_report
+from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, bound_chosen_longer, build_pairs
 from datagen.tasks.support_triage import TASK
 from tests.test_support_triage_task import REFERENCE, answer
 

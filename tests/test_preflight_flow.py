@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datagen.task import parse_json_answer
+from datagen.foundation.task import parse_json_answer
 from datagen.tasks.support_triage import TASK
 from flows.preflight import PreflightRecipe, preflight
 from gold.gold_root import NoGoldSet

@@ -4,7 +4,7 @@ import json
 import polars as pl
 import pytest
 
-from datagen.records import (
+from datagen.foundation.records import (
     Example,
     PreferencePair,
     Teacher,

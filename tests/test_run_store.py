@@ -5,7 +5,8 @@ import stat
 import polars as pl
 import pytest
 
-from datagen.run_store import RunStore, file_sha256, write_text_atomic
+from datagen.foundation.hashing import file_sha256
+from datagen.foundation.run_store import RunStore, write_text_atomic
 
 
 def test_stage_is_written_with_manifest_and_read_back(tmp_path):

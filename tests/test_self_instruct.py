@@ -8,9 +8,8 @@ from collections import Counter
 
 import pytest
 
-from datagen.records import Example
-from datagen.response_cache import ResponseCache
-from datagen.self_instruct import (
+from datagen.foundation.records import Example
+from datagen.generation.self_instruct import (
     SelfInstructConfig,
     clean_candidate,
     distinct_n,
@@ -21,9 +20,11 @@ from datagen.self_instruct import (
     self_instruct,
     within_word_bounds,
 )
+from datagen.serving.client import Endpoint
+from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.request_batch import TeacherStopped
+from datagen.serving.response_cache import ResponseCache
 from datagen.tasks.support_triage import TASK
-from datagen.teacher import TeacherConfig, TeacherStopped
-from datagen.teacher_client import Endpoint
 from tests.scripted_teacher import ScriptedTeacher
 
 SEEDS = [
@@ -48,7 +49,7 @@ def run(server, tmp_path, config, should_stop=lambda: None):
         cache = ResponseCache(tmp_path / "cache.sqlite")
         try:
             return await self_instruct(
-                SEEDS, TASK, config, [TeacherConfig(base_url=server.base_url, model="m")],
+                SEEDS, TASK, config, [EndpointConfig(base_url=server.base_url, model="m")],
                 [Endpoint(server.base_url, "m", "no-key")], cache, "run-1", should_stop=should_stop,
             )
         finally:

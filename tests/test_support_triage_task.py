@@ -1,10 +1,11 @@
 import json
 
-from datagen.answer_filters import AnswerFilterConfig, filter_answers
-from datagen.records import Example, Teacher, canonical_json
-from datagen.sft_examples import SftSelectionConfig, sft_rows
-from datagen.task import parse_json_answer, schema_errors
-from datagen.text_filters import LanguageConfig
+from datagen.exports.sft_examples import SftSelectionConfig, sft_rows
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers
+from datagen.filters.text_filters import LanguageConfig
+from datagen.foundation.hashing import canonical_json
+from datagen.foundation.records import Example, Teacher
+from datagen.foundation.task import parse_json_answer, schema_errors
 from datagen.tasks.support_triage import TASK, TriageAnswer, compare_answer
 
 REFERENCE = {

@@ -6,17 +6,12 @@ import random
 
 import pytest
 
-from datagen.records import Example
-from datagen.response_cache import ResponseCache
+from datagen.foundation.records import Example
+from datagen.serving.client import ClientLimits, Endpoint, RequestFailed, TeacherClient, TeacherRefused
+from datagen.serving.request_batch import TeacherStopped
+from datagen.serving.response_cache import ResponseCache
 from datagen.tasks.support_triage import TASK
-from datagen.teacher import DistillConfig, TeacherStopped, answer_prompts
-from datagen.teacher_client import (
-    ClientLimits,
-    Endpoint,
-    RequestFailed,
-    TeacherClient,
-    TeacherRefused,
-)
+from datagen.teacher.distill import DistillConfig, answer_prompts
 from tests.scripted_teacher import Fault, ScriptedTeacher
 
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 1}

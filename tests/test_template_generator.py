@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.template_generator import (
+from datagen.generation.template_generator import (
     RenderedTemplate,
     Template,
     generate_from_templates,
@@ -49,7 +49,7 @@ def test_same_seed_same_texts_other_seed_other_texts():
 def test_texts_do_not_depend_on_the_process_hash_seed():
     # Slot names come out of Jinja as a set; drawing them in sorted order keeps the draws fixed.
     script = (
-        "from datagen.template_generator import Template, generate_from_templates as g; "
+        "from datagen.generation.template_generator import Template, generate_from_templates as g; "
         "t = [Template('t', '{{ a }} {{ b }} {{ c }} {{ d }}')]; "
         "print([r.text for r in g(t, {k: list(range(50)) for k in 'abcd'}, 5, 0)])"
     )

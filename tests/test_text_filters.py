@@ -3,8 +3,7 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 
-from datagen.records import Example
-from datagen.text_filters import (
+from datagen.filters.text_filters import (
     LanguageConfig,
     RefusalConfig,
     RepetitionConfig,
@@ -16,6 +15,7 @@ from datagen.text_filters import (
     not_repetitive,
     within_token_bounds,
 )
+from datagen.foundation.records import Example
 
 # Every measure but the ones a test is about switched off, so it sees only its own.
 LINES_ONLY = RepetitionConfig(

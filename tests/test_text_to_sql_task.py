@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from datagen.task import schema_errors
+from datagen.foundation.task import schema_errors
 from datagen.tasks.text_to_sql import (
     MAX_PROGRESS_CALLS,
     PROGRESS_STEP,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from datagen.tasks.support_triage import TASK
-from evals.contamination_gate import ContaminationError
+from evals.contamination.gate import ContaminationError
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.gold_root import GoldSetError, GoldSetTampered, NoGoldSet
 from gold.signed_versions import entry_digest

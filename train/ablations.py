@@ -4,7 +4,7 @@ An ablation answers "which part of the data did the work?". Each names what it c
 against the pilot (the preflight recipe's training recipe):
 
 - `sft_sources`: keep only SFT rows whose provenance `source` starts with one of these
-  (e.g. `datagen.sft_examples.reference_answer` for template rows only, against the
+  (e.g. `datagen.exports.sft_examples.reference_answer` for template rows only, against the
   teacher's verified answers);
 - `pair_strategies`: keep only preference pairs built by these strategies (e.g.
   `axis_targeted`, whose two answers differ on the one axis that matters);
@@ -28,10 +28,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.run_store import RunStore, file_sha256, write_text_atomic
+from datagen.foundation.export_layout import DPO_FILE, SFT_FILE
+from datagen.foundation.hashing import file_sha256
+from datagen.foundation.run_store import RunStore, write_text_atomic
 from train.replay_mix import ReplayConfig
-
-SFT_FILE, DPO_FILE = "trl_sft/train.jsonl", "trl_dpo/train.jsonl"
 
 
 class Ablation(BaseModel):

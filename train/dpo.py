@@ -30,10 +30,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
-from datagen.run_store import write_text_atomic
-from train.base_model import (
-    Quantization, check_quantization, load_base_model, optimizer_name, session_throughput,
-)
+from datagen.foundation.run_store import write_text_atomic
+from train.base_model import Quantization, check_quantization, load_base_model, optimizer_name, session_throughput
 from train.chat_template import pin_chat_template
 
 # TRL 1.16's DPO loss types (DPOConfig.loss_type).

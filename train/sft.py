@@ -25,9 +25,14 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.run_store import write_text_atomic
+from datagen.foundation.run_store import write_text_atomic
 from train.base_model import (
-    LoraSettings, Quantization, check_quantization, load_base_model, optimizer_name, session_throughput,
+    LoraSettings,
+    Quantization,
+    check_quantization,
+    load_base_model,
+    optimizer_name,
+    session_throughput,
 )
 from train.chat_template import pin_chat_template
 from train.loss_masks import check_loss_masks, mask_sample

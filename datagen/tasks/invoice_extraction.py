@@ -4,7 +4,7 @@ Input: the document's text. Output: `vendor`, `invoice_number`, `date` (ISO),
 `currency` (ISO 4217), `line_items` (description, quantity, unit_price, in the order
 listed) and `total`. The generator renders five layouts (a table, bill-to-first, a till
 receipt, an email, key-value lines) from `invoice_extraction_vocab.py` with
-`datagen.template_generator`, and the label is built from the drawn slot values, never
+`datagen.generation.template_generator`, and the label is built from the drawn slot values, never
 parsed back out of the text: the total is the sum of the line amounts, exact in cents.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.task import Task
+from datagen.foundation.task import Task
+from datagen.generation.template_generator import generate_from_templates
 from datagen.tasks.invoice_extraction_vocab import LAYOUTS, VOCABULARY
-from datagen.template_generator import generate_from_templates
 
 # Half a cent: amounts are money printed to the cent, so two numbers closer than this
 # are the same printed amount and differ only by float noise (0.1 + 0.2), while any two

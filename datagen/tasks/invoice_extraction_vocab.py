@@ -1,6 +1,6 @@
 """The layouts and slot vocabularies that `invoice_extraction.py` renders invoices from.
 
-Layouts are Jinja2 templates for `datagen.template_generator`. Every layout names the
+Layouts are Jinja2 templates for `datagen.generation.template_generator`. Every layout names the
 slots the label comes from (vendor, invoice_number, issue_date, date_format, currency,
 items) and some distractors: a customer's name beside the vendor's, PO, VAT, account,
 card and phone numbers beside the invoice number, a due date beside the issue date.
@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from datagen.template_generator import Template
+from datagen.generation.template_generator import Template
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datagen.task import Task
+from datagen.foundation.task import Task
 from datagen.tasks.support_triage_tickets import generate_tickets
 
 Category = Literal[

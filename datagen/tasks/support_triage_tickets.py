@@ -45,8 +45,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from datagen.generation.template_generator import dealt_evenly
 from datagen.tasks import support_triage_vocab as vocab
-from datagen.template_generator import dealt_evenly
 from datagen.tasks.support_triage_vocab import TicketTemplate
 
 CATEGORY_PRECEDENCE = (

@@ -3,7 +3,7 @@
 Input: a question in English. Output: `{"sql": "<one SELECT statement>"}`. The database
 (`text_to_sql_shop.py`) is fixed and its schema is in the system prompt. The generator
 renders the question templates of `text_to_sql_questions.py` with
-`datagen.template_generator`; each question family has one reference query rendered from
+`datagen.generation.template_generator`; each question family has one reference query rendered from
 the same slot values, which is the label.
 
 An answer is checked by running it, not by reading it: `compare_answer` runs the answer
@@ -24,14 +24,10 @@ from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.task import Task
-from datagen.tasks.text_to_sql_questions import (
-    QUESTION_TEMPLATES,
-    REFERENCE_TEMPLATES,
-    slot_vocabulary,
-)
+from datagen.foundation.task import Task
+from datagen.generation.template_generator import generate_from_templates, render
+from datagen.tasks.text_to_sql_questions import QUESTION_TEMPLATES, REFERENCE_TEMPLATES, slot_vocabulary
 from datagen.tasks.text_to_sql_shop import SCHEMA_SQL, open_shop
-from datagen.template_generator import generate_from_templates, render
 
 # Guards for running a model's query. A budget of VM instructions rather than seconds,
 # so that the verdict on an answer does not depend on how busy the machine is. Reference

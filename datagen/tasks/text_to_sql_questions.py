@@ -1,7 +1,7 @@
 """The questions `text_to_sql.py` asks about the shop, each with its reference query.
 
 A question family has two or more phrasings (Jinja2 templates for
-`datagen.template_generator`, template ids "<family>/<number>") and one reference query
+`datagen.generation.template_generator`, template ids "<family>/<number>") and one reference query
 rendered from the same slot values. Slot values come from the shop's rows, so that every
 question has an answer: customers who ordered, products that were ordered, months with
 shipped orders. A reference sorts (ORDER BY) exactly when its question asks for an
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datagen.generation.template_generator import Template
 from datagen.tasks.text_to_sql_shop import STATUSES, shop_rows
-from datagen.template_generator import Template
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ import tempfile
 from pathlib import Path
 
 from gold.gold_sets import GOLD_ROOT
-from gold.signing import default_key_path, load_signing_key
 from gold.import_records import import_records
 from gold.labeling_store import LabelingStore, User
 from gold.lock_gold_set import lock_gold_set
 from gold.people import add_user
+from gold.signing import default_key_path, load_signing_key
 
 HERE = Path(__file__).parent
 AUTHOR, SECOND, REVIEWER = User("author", "labeler"), User("second-labeler", "labeler"), User("adjudicator", "reviewer")

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.audit_inputs import AuditRow
-from evals.contamination_audit import AuditConfig, audit
+from evals.contamination.audit import AuditConfig, audit
+from evals.contamination.audit_inputs import AuditRow
 
 # Many packages, each up to an equal share, so that no one project's boilerplate dominates.
 PACKAGES = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "sympy", "networkx", "torch", "transformers",
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         subset.append(row)
         subset_size += megabytes([row])
     if subset:
-        from evals.prompt_embeddings import embed_texts
+        from evals.contamination.prompt_embeddings import embed_texts
 
         embed_texts(["load the model before timing"])
         seconds, flagged = run_crucible(gold, subset, ["exact", "ngram", "minhash", "embedding"])

@@ -54,8 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.exact_dedup import normalize_text
-from datagen.minhash_dedup import LSH_WEIGHTS, MinhashDedupConfig, cluster_near_duplicates, shingles
+from datagen.dedupe.minhash_dedup import LSH_WEIGHTS, MinhashDedupConfig, cluster_near_duplicates, shingles
+from datagen.foundation.hashing import normalize_text
 
 CONFIG = MinhashDedupConfig(ngram=5, num_perm=128, threshold=0.8)
 CACHE = Path("runs/benchmarks")
@@ -199,7 +199,7 @@ def build_corpus(n_docs: int) -> Path:
 
 
 def run_crucible(texts: list[str], processes: int) -> np.ndarray:
-    from datagen.minhash_signatures import signatures
+    from datagen.dedupe.minhash_signatures import signatures
 
     return cluster_near_duplicates(signatures(texts, CONFIG, processes=processes), CONFIG).representative
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import openai
 
-from datagen.embedded_model import embedded_model_dir
-from datagen.model_server import serve_model, served_model_name
+from datagen.serving.embedded_model import embedded_model_dir
+from datagen.serving.transformers_server import serve_model, served_model_name
 from datagen.tasks.support_triage import TASK
 
 

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import openai
 
-from datagen.model_server import free_loopback_port
-from datagen.records import Example
-from datagen.response_cache import ResponseCache
+from datagen.foundation.records import Example
+from datagen.serving.client import Endpoint
+from datagen.serving.response_cache import ResponseCache
+from datagen.serving.transformers_server import free_loopback_port
 from datagen.tasks.support_triage import TASK
-from datagen.teacher import DistillConfig, answer_prompts
-from datagen.teacher_client import Endpoint
+from datagen.teacher.distill import DistillConfig, answer_prompts
 
 ANSWER = json.dumps(
     {

@@ -123,7 +123,7 @@ def _trl_device_args() -> dict:
 
 def crucible_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, *,
                  packing: bool = False, quantization: str = "none") -> list[dict]:
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
     from train.sft import SFTStageConfig, run_sft
 
     config = SFTStageConfig(max_steps=steps, batch_size=batch, packing=packing, eval_share=0, seed=TRL_SEED)
@@ -136,7 +136,7 @@ def trl_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path |
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
     from train.base_model import LoraSettings
 
     args = SFTConfig(output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=batch,
@@ -150,7 +150,7 @@ def trl_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path |
 
 def crucible_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, *,
                  quantization: str = "none") -> list[dict]:
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
     from train.dpo import DPOStageConfig, run_dpo
 
     config = DPOStageConfig(max_steps=steps, batch_size=batch, seed=TRL_SEED)
@@ -164,7 +164,7 @@ def trl_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path |
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from datagen.embedded_model import embedded_model_dir
+    from datagen.serving.embedded_model import embedded_model_dir
 
     model_dir = embedded_model_dir()
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(adapter),

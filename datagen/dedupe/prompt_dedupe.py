@@ -1,0 +1,44 @@
+"""Dedupe the build's prompts before any teacher is asked: exact, then near duplicates.
+
+Input: prompts as Examples, in priority order (generated, then imported, then
+self-generated: the first of a cluster stays). Output: the kept prompts, and each removed
+one with the id it duplicates, the similarity (1.0 for exact) and the method
+(`exact` or `minhash`), as the `unique_prompts/removed` table shows them.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from datagen.dedupe.exact_dedup import exact_dedupe
+from datagen.dedupe.minhash_dedup import MinhashDedupConfig, minhash_dedupe
+from datagen.foundation.records import Example, examples_to_frame
+
+Removed = tuple[Example, str, float, str]  # (row, duplicate_of, similarity, method)
+
+
+class PromptDedupeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exact: bool = True
+    minhash: MinhashDedupConfig | None = MinhashDedupConfig()
+
+
+def dedupe_prompts(prompts: list[Example], config: PromptDedupeConfig) -> tuple[list[Example], list[Removed]]:
+    kept, removed = prompts, []
+    if config.exact:
+        kept, exact = exact_dedupe(kept, lambda e: e.prompt, lambda e: e.id)
+        removed += [(e, dup, 1.0, "exact") for e, dup in exact]
+    if config.minhash is not None:
+        kept, near = minhash_dedupe(kept, lambda e: e.prompt, lambda e: e.id, config.minhash)
+        removed += [(e, dup, sim, "minhash") for e, dup, sim in near]
+    return kept, removed
+
+
+def removed_frame(removed: list[Removed]) -> pl.DataFrame:
+    return examples_to_frame([r[0] for r in removed]).with_columns(
+        duplicate_of=pl.Series([r[1] for r in removed], dtype=pl.String),
+        similarity=pl.Series([r[2] for r in removed], dtype=pl.Float64),
+        method=pl.Series([r[3] for r in removed], dtype=pl.String),
+    )

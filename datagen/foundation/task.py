@@ -1,0 +1,167 @@
+"""What a task is: everything crucible needs to know about one kind of example.
+
+A task is declared in one file under `datagen/tasks/` as a module-level `TASK = Task(...)`
+and a recipe names it by import path (`datagen.tasks.support_triage:TASK`). Adding a
+task is adding a file; no shared code branches on task names.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+# What every filter returns: keep or not, and the reason (`kind: detail`) when not.
+Verdict = tuple[bool, str]
+
+
+class LabelledPrompt(Protocol):
+    """What a task's generator yields: a prompt whose correct answer is known."""
+
+    text: str
+    label: dict
+    template_id: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    version: str  # bump when the schema, prompt or generator changes meaningfully
+    answer_schema: type[BaseModel]
+    system_prompt: str
+    few_shot: tuple[tuple[str, dict], ...]  # (user prompt, correct answer) shown to teachers
+    generate: Callable[[int, int], list[LabelledPrompt]]  # (count, seed) -> prompts
+    compare: Callable[[dict, dict], list[str]]  # (answer, reference) -> fields that differ
+    # For self-generation (datagen/generation/self_instruct.py): what one input is, in words a teacher
+    # can follow, and the topics to spread new inputs over. A task without them cannot be
+    # self-generated.
+    input_description: str = ""
+    topics: tuple[str, ...] = ()
+    # For the LLM judge (datagen/judge/judge_answers.py): what a good answer is, in words a judge model
+    # scores against. Tasks with a code verifier need it only for free-text fields.
+    judge_rubric: str = ""
+    # What the fine-tuned model is told: the system turn of training rows, and of a trained
+    # adapter at eval time. Short, because the rules are learnt from the rows, and a long
+    # prompt repeated on every row is most of the training cost (the demo task's 330-token
+    # rules were 87% of each row). Empty: training rows carry `system_prompt` too.
+    trained_system_prompt: str = ""
+
+    @property
+    def training_system_prompt(self) -> str:
+        """The system turn of training rows and trained models."""
+        return self.trained_system_prompt or self.system_prompt
+
+    @property
+    def system_prompts(self) -> tuple[str, ...]:
+        """Every system turn this task's rows may carry."""
+        return tuple(dict.fromkeys((self.system_prompt, self.training_system_prompt)))
+
+    def render_answer(self, answer: dict) -> str:
+        """An answer as the model should write it: JSON in schema field order, the same
+        layout the few-shot turns show, so every answer crucible writes looks alike."""
+        return json.dumps(self.answer_schema.model_validate(answer).model_dump(mode="json"))
+
+    @functools.cached_property
+    def _few_shot_turns(self) -> tuple[dict[str, str], ...]:
+        # Rendered once: every teacher request carries them, and rendering validates.
+        turns = []
+        for shot_prompt, shot_answer in self.few_shot:
+            turns.append({"role": "user", "content": shot_prompt})
+            turns.append({"role": "assistant", "content": self.render_answer(shot_answer)})
+        return tuple(turns)
+
+    def messages(self, prompt: str, *, few_shot: bool, trained: bool = False) -> list[dict[str, str]]:
+        """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
+        because the fine-tuned model must produce the format without them. `trained`: the
+        chat of a training row or a trained model, with `trained_system_prompt`."""
+        chat = [{"role": "system", "content": self.training_system_prompt if trained else self.system_prompt}]
+        if few_shot:
+            chat += [dict(turn) for turn in self._few_shot_turns]
+        chat.append({"role": "user", "content": prompt})
+        return chat
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def parse_json_answer(text: str) -> dict | None:
+    """The answer's JSON object, tolerating a Markdown code fence around it; None if none.
+
+    Anything else around the object (prose before or after) makes it unparseable: a
+    training row must teach the bare format.
+    """
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    if fenced:
+        stripped = fenced.group(1)
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def schema_errors(schema: type[BaseModel], value: dict) -> list[str]:
+    """Human-readable schema violations, e.g. `priority: Input should be 'low', ...`."""
+    try:
+        schema.model_validate(value)
+    except ValidationError as error:
+        return [
+            f"{'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['msg']}"
+            for item in error.errors()
+        ]
+    return []
+
+
+def label_fields(schema: type[BaseModel]) -> dict[str, list[Any]]:
+    """The answer fields whose values form a closed set (Literal, Enum, bool, optionally
+    null), with those values in declared order; read from the JSON schema so that any
+    task's schema works."""
+    json_schema = schema.model_json_schema()
+    fields = {}
+    for name, field in json_schema["properties"].items():
+        values = _closed_values(field, json_schema.get("$defs", {}))
+        if values is not None:
+            fields[name] = values
+    return fields
+
+
+def _closed_values(field: dict, definitions: dict) -> list[Any] | None:
+    values = []
+    for branch in field.get("anyOf", [field]):
+        if "$ref" in branch:
+            branch = definitions[branch["$ref"].rsplit("/", 1)[1]]
+        if "enum" in branch:
+            values += branch["enum"]
+        elif "const" in branch:
+            values.append(branch["const"])
+        elif branch.get("type") == "boolean":
+            values += [True, False]
+        elif branch.get("type") == "null":
+            values.append(None)
+        else:
+            return None  # free text, numbers, objects: not a label to count
+    return values if any(value is not None for value in values) else None
+
+
+def label_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)  # true, false, null, 3
+
+
+def import_task(path: str) -> Any:
+    """The object at `package.module:NAME`, as recipes and gold sets name tasks."""
+    module_name, colon, attribute = path.partition(":")
+    if not colon or not attribute:
+        raise ValueError(f"{path!r} is not of the form 'package.module:NAME'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name}: {error}") from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"{module_name} has no attribute {attribute!r}")
+    return getattr(module, attribute)

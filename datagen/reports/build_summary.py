@@ -1,0 +1,98 @@
+"""The build's summary, read back from the stage manifests of one run.
+
+The manifests are the record of what happened; the summary only gathers them, so a
+summary of a resumed run is the same as that of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from datagen.foundation.run_store import RunStore
+from datagen.pairs.pair_report import pair_report_markdown
+
+
+def run_summary(store: RunStore) -> dict:
+    """Counts per stage, reasons, sources, strategies and teacher usage, from the manifests."""
+    stages = ["prompts", "unique_prompts", "answers", "verified", "sft", "pairs", "export"]
+    manifests = {stage: store.manifest(stage) for stage in stages}
+    summary = {
+        "run_id": store.run_id,
+        "run_dir": str(store.run_dir),
+        "counts": {
+            "prompts generated": manifests["prompts"]["counts"]["part"],
+            "prompts after dedupe": manifests["unique_prompts"]["counts"]["part"],
+            "teacher answers": manifests["answers"]["counts"]["part"],
+            "verified answers": manifests["verified"]["counts"]["part"],
+            "rejected answers": manifests["verified"]["counts"]["rejects"],
+            "SFT rows": manifests["sft"]["counts"]["part"],
+            "preference pairs": manifests["pairs"]["counts"]["part"],
+        },
+        # A run whose prompts stage predates the length check has no such count.
+        "prompts rejected by reason": manifests["unique_prompts"]["summary"].get("rejected_by_reason", {}),
+        "prompts removed by dedupe": manifests["unique_prompts"]["summary"]["removed_by_method"],
+        "failed requests": manifests["answers"]["summary"]["failed_requests"],
+        "teacher usage": manifests["answers"]["summary"]["usage"],
+        "answers rejected by reason": manifests["verified"]["summary"]["rejected_by_reason"],
+        "wrong fields in plausible answers": manifests["verified"]["summary"]["wrong_fields"],
+        "SFT rows by source": manifests["sft"]["summary"]["rows_by_source"],
+        "pairs by strategy": manifests["pairs"]["summary"]["pairs_by_strategy"],
+        "pair set": manifests["pairs"]["summary"]["report"],
+        "exports": str(store.stage_dir("export")),
+        "curation report": str(store.run_dir / "curation.html"),
+    }
+    if store.is_complete("self_instruct"):
+        generated = store.manifest("self_instruct")
+        summary["counts"] = {
+            "prompts generated": summary["counts"]["prompts generated"],
+            "inputs self-generated": generated["counts"]["part"],
+            **summary["counts"],
+        }
+        summary["self-generation"] = {"stop_reason": generated["summary"]["stop_reason"],
+                                      "rounds": generated["summary"]["rounds"]}
+        summary["answers kept without a known label"] = manifests["verified"]["summary"]["kept_without_reference"]
+        for key, usage in generated["summary"]["usage"].items():
+            summary["teacher usage"][f"{key} (self-generation)"] = usage
+    if store.is_complete("student_answers"):
+        student = store.manifest("student_answers")
+        summary["student answers rejected by reason"] = student["summary"]["rejected_by_reason"]
+        for key, usage in student["summary"]["usage"].items():
+            summary["teacher usage"][f"{key} (student)"] = usage
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
+    lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
+    titles = (
+        "prompts rejected by reason", "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
+        "SFT rows by source", "pairs by strategy", "student answers rejected by reason",
+    )
+    for title in (t for t in titles if t in summary):
+        lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
+    if "self-generation" in summary:
+        generation = summary["self-generation"]
+        lines += [
+            "", f"**self-generation** ({generation['stop_reason']}; "
+            f"{summary['answers kept without a known label']} answers kept with no known label)", "",
+            "| round | requested | failed | kept | near-dups | distinct-2 | near-dup rate | topic entropy | not kept because |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        lines += [
+            f"| {r['round']} | {r['requested']} | {r['failed']} | {r['kept']} | {r['near_duplicates']} "
+            f"| {r['distinct_2']:.2f} | {r['near_duplicate_rate']:.2f} | {r['topic_entropy']:.2f} "
+            f"| {r['collapsed'] or ''} |"
+            for r in generation["rounds"]
+        ]
+    lines += [
+        "", "**teacher usage**", "",
+        "| teacher | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {model} | {u['requests']} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
+        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} |"
+        for model, u in summary["teacher usage"].items()
+    ]
+    lines += ["", pair_report_markdown(summary["pair set"])]
+    lines += ["", f"Exports: `{summary['exports']}`", f"Curation report: `{summary['curation report']}`", ""]
+    return "\n".join(lines)

@@ -1,0 +1,2 @@
+"""Asking teachers (and the base student) for answers to prompts, over `datagen.serving`.
+"""
