@@ -23,7 +23,6 @@ set, prompts, generation settings) and re-used on a re-run only while that still
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -35,19 +34,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datagen.foundation.hashing import canonical_json, file_sha256
 from datagen.foundation.run_store import write_text_atomic
 from datagen.foundation.task import import_task
 from datagen.serving.client import TeacherError
 from datagen.serving.embedded_model import embedded_model_dir
 from datagen.serving.endpoint import EndpointConfig
+from evals.candidate_evals import Kind, evaluate
 from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
-from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings
 from evals.contamination.gate import ContaminationError
-from evals.eval_candidates import Candidate, GenerationConfig, candidate_outputs, target_chats
+from evals.eval_candidates import Candidate, GenerationConfig
 from evals.preflight_report import write_report
-from evals.regression_eval import regression_chats, score_regression_outputs
-from evals.target_eval import score_target_outputs
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
@@ -90,13 +86,13 @@ class PreflightRecipe(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def verify_gold_sets(recipe: PreflightRecipe, pilot: TrainRecipe) -> tuple[LockedGoldSet, LockedGoldSet]:
+def verify_gold_sets(regression_set: str, pilot: TrainRecipe) -> tuple[LockedGoldSet, LockedGoldSet]:
     """The task's newest locked set and the regression set, from the gold root the pilot is
     gated against, every version verified and signed (or raised, naming path and reason).
     The evals never run without gold: `without_gold_reason` is for training only."""
     root = GoldRoot(pilot.contamination_gate.gold_root)
     target = root.newest(import_task(pilot.task).name)[0]
-    regression = root.get(recipe.regression_set)
+    regression = root.get(regression_set)
     get_run_logger().info("gold sets verified: %s (%d rows), %s (%d rows)", target.label, len(target.rows),
                           regression.label, len(regression.rows))
     return target, regression
@@ -117,46 +113,15 @@ def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, fold
     return Path(manifest["final_adapter"])
 
 
-def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict]], config: GenerationConfig,
-                schema: type[BaseModel] | None) -> str:
-    adapter = None if candidate.adapter is None else file_sha256(candidate.adapter / "adapter_model.safetensors")
-    grammar = bounded_strings(schema.model_json_schema(), MAX_STRING_CHARS) if candidate.constrained and schema else None
-    facts = {"name": candidate.name, "adapter": adapter, "grammar": grammar,
-             "endpoint": candidate.endpoint.model_dump() if candidate.endpoint else None,
-             "gold": gold.manifest["sha256"], "chats": chats, "generation": config.model_dump()}
-    return hashlib.sha256(canonical_json(facts).encode()).hexdigest()
-
-
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{candidate.name}-{kind}")
-def evaluate_candidate(recipe: PreflightRecipe, candidate: Candidate, kind: str, gold: LockedGoldSet,
+def evaluate_candidate(generation: GenerationConfig, candidate: Candidate, kind: Kind, gold: LockedGoldSet,
                        model_dir: Path, task_path: str, out: Path) -> list[dict]:
     """One candidate on one gold set; per-row records, kept in `<out>/evals/<candidate>/<kind>.jsonl`."""
-    task_def = import_task(task_path)
-    if kind == "target":
-        chats = target_chats(task_def, candidate, [row["prompt"] for row in gold.rows])
-        max_new_tokens = recipe.generation.target_max_new_tokens
-    else:
-        chats = regression_chats(gold)
-        max_new_tokens = recipe.generation.regression_max_new_tokens
-    folder = out / "evals" / candidate.folder
-    summary_path, rows_path = folder / f"{kind}.json", folder / f"{kind}.jsonl"
-    schema = task_def.answer_schema if kind == "target" else None
-    stamp = fingerprint(candidate, gold, chats, recipe.generation, schema)
-    if summary_path.is_file() and json.loads(summary_path.read_text()).get("fingerprint") == stamp:
-        get_run_logger().info("%s on %s: kept from an earlier run (same fingerprint)", candidate.name, gold.name)
-        return [json.loads(line) for line in rows_path.read_text().splitlines()]
     started = time.monotonic()
-    outputs = candidate_outputs(candidate, model_dir, chats, max_new_tokens=max_new_tokens, config=recipe.generation,
-                                schema=schema)
-    seconds = round(time.monotonic() - started, 1)
-    if kind == "target":
-        rows, summary = score_target_outputs(task_def, gold, outputs, recipe.generation.seed)
-    else:
-        rows, summary = score_regression_outputs(gold, outputs, recipe.generation.seed)
-    summary.update(candidate=candidate.name, fingerprint=stamp, generation_seconds=seconds)
-    write_text_atomic(rows_path, "".join(json.dumps(row) + "\n" for row in rows))
-    write_text_atomic(summary_path, json.dumps(summary, indent=1))  # last: its presence means the eval is whole
-    get_run_logger().info("%s on %s: %d rows in %.0f s", candidate.name, gold.name, len(rows), seconds)
+    rows, kept = evaluate(candidate, kind, gold, import_task(task_path), model_dir, generation,
+                          out / "evals" / candidate.folder)
+    how = "kept from an earlier run (same fingerprint)" if kept else f"{time.monotonic() - started:.0f} s"
+    get_run_logger().info("%s on %s: %d rows, %s", candidate.name, gold.name, len(rows), how)
     return rows
 
 
@@ -183,15 +148,14 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
 
 
 @task(cache_policy=NO_CACHE)
-def report(recipe: PreflightRecipe, found: list[Candidate], scores: list[CandidateScores], task_path: str,
-           gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], out: Path) -> dict:
+def report(metric: PrimaryMetric, tolerance: float, seed: int, found: list[Candidate], scores: list[CandidateScores],
+           task_path: str, gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], out: Path) -> dict:
     task_def = import_task(task_path)
-    verdicts = judge_candidates(scores, base=BASE, metric=recipe.metric, fields=len(task_def.answer_schema.model_fields),
-                                tolerance=recipe.regression_tolerance, seed=recipe.generation.seed)
+    verdicts = judge_candidates(scores, base=BASE, metric=metric, fields=len(task_def.answer_schema.model_fields),
+                                tolerance=tolerance, seed=seed)
     write_text_atomic(out / "verdicts.json", json.dumps(verdicts, indent=1))
     markdown = write_report(out, task=task_def, candidates=found, evals=out / "evals",
-                            verdicts=verdicts, gold=gold, training=training, metric=recipe.metric,
-                            tolerance=recipe.regression_tolerance)
+                            verdicts=verdicts, gold=gold, training=training, metric=metric, tolerance=tolerance)
     create_markdown_artifact(markdown, key="preflight-report", description=f"preflight of {task_def.name}")
     return verdicts
 
@@ -204,7 +168,7 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
     pilot = recipe.pilot()  # the recipe files are read once: every path below derives from them
     out = recipe.out_dir(pilot)
     out.mkdir(parents=True, exist_ok=True)
-    gold = verify_gold_sets(recipe, pilot)
+    gold = verify_gold_sets(recipe.regression_set, pilot)
     pilot_manifest = train_sft_dpo(pilot)
     pilot_out = pilot.out_dir()
     ablation_adapters, training = {}, {"pilot": pilot_out}
@@ -219,13 +183,15 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
     found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
     scores = []
     for candidate in found:
-        target_rows = evaluate_candidate(recipe, candidate, "target", gold[0], model_dir, pilot.task, out)
+        target_rows = evaluate_candidate(recipe.generation, candidate, "target", gold[0], model_dir, pilot.task, out)
         if candidate.role == "fine-tune" or candidate.name == BASE:
-            regression_rows = evaluate_candidate(recipe, candidate, "regression", gold[1], model_dir, pilot.task, out)
+            regression_rows = evaluate_candidate(recipe.generation, candidate, "regression", gold[1], model_dir,
+                                                 pilot.task, out)
         else:
             regression_rows = None  # a decoding constraint or another model: not the weights under test
         scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
-    verdicts = report(recipe, found, scores, pilot.task, gold, training, out)
+    verdicts = report(recipe.metric, recipe.regression_tolerance, recipe.generation.seed, found, scores, pilot.task,
+                      gold, training, out)
     summary = {"out": str(out), "report": str(out / "report.html"), "verdicts": verdicts,
                "gold_sets": [locked.ref() for locked in gold],
                "pilot": pilot_manifest.get("final_adapter"), "wall_seconds": round(time.monotonic() - started, 1)}

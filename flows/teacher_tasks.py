@@ -13,7 +13,6 @@ import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 from prefect import get_run_logger, task
@@ -26,6 +25,7 @@ from datagen.foundation.task import Task
 from datagen.generation.self_instruct import SelfInstructConfig, self_instruct
 from datagen.judge.judge_answers import JudgeConfig, family_warning, length_bias, length_score_correlation
 from datagen.judge.judge_pairs import judge_ranked_pairs
+from datagen.judge.judge_prompts import GoldPromptIndex
 from datagen.serving.embedded_model import cache_dir
 from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.model_servers import ModelServers
@@ -33,9 +33,6 @@ from datagen.serving.response_cache import ResponseCache
 from datagen.teacher.distill import DistillConfig, FailedRequest, answer_prompts, check_failures
 from flows.graceful_stop import graceful_stop
 from flows.teacher_progress import teacher_progress
-
-if TYPE_CHECKING:
-    from gold.gold_root import GoldPromptIndex
 
 STUDENT_SOURCE = "datagen.teacher.answer_prompts@2:student"
 

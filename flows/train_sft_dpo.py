@@ -48,7 +48,7 @@ from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from gold.gold_root import GoldSetError, LockedGoldSet
 from train.ablations import read_export_rows
-from train.base_model import model_hash
+from train.base_model import merge_adapter, model_hash
 from train.dpo import DPOStageConfig, run_dpo
 from train.loss_curves import plot_log_history
 from train.replay_mix import ReplayConfig, replay_rows
@@ -112,72 +112,62 @@ def check_export_task(export: Path, task_path: str) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def verify_gold_sets(recipe: TrainRecipe, out: Path) -> list[LockedGoldSet]:
+def verify_gold_sets(config: ContaminationGateConfig, task_path: str, out: Path) -> list[LockedGoldSet]:
     """Every gold version under the root verified and signed; the task's newest sets, which
     the gate checks against (none only with `without_gold_reason`)."""
-    _, gold = gold_sets_to_gate(recipe.contamination_gate, import_task(recipe.task).name)
+    _, gold = gold_sets_to_gate(config, import_task(task_path).name)
     record = {"gold_sets": [locked.ref() for locked in gold],
-              "without_gold_reason": recipe.contamination_gate.without_gold_reason if not gold else None}
+              "without_gold_reason": config.without_gold_reason if not gold else None}
     write_text_atomic(out / "gold.json", json.dumps(record, indent=1))
     get_run_logger().info("gold sets verified: %s", ", ".join(f"{g.label} ({len(g.rows)} rows)" for g in gold)
-                          or f"none ({recipe.contamination_gate.without_gold_reason})")
+                          or f"none ({config.without_gold_reason})")
     return gold
 
 
 @task(cache_policy=NO_CACHE)
-def gate_training_rows(recipe: TrainRecipe, gold: list[LockedGoldSet], chats: list[dict], pairs: list[dict],
-                       out: Path):
+def gate_training_rows(config: ContaminationGateConfig, gold: list[LockedGoldSet], chats: list[dict],
+                       pairs: list[dict], out: Path):
     """Audit every row about to be trained on against the task's gold sets."""
     kept, gate = gate_rows({"sft": chats, "dpo": pairs}, lambda row: (row["id"], *row_texts(row)), gold,
-                           recipe.contamination_gate, out / "contamination")
+                           config, out / "contamination")
     get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names)
     return kept["sft"], kept["dpo"], gate.as_dict()
 
 
 @task(cache_policy=NO_CACHE)
-def train_sft(recipe: TrainRecipe, model_dir: Path, chats: list[dict], out: Path) -> dict:
+def train_sft(config: SFTStageConfig, quantization: str, model_dir: Path, chats: list[dict], out: Path) -> dict:
     done = out / "sft" / "result.json"
     if done.is_file():
         get_run_logger().info("SFT already done (%s); not run again", done)
         return json.loads(done.read_text())
     logger = get_run_logger()
-    return run_sft(recipe.sft, model_dir, chats, out / "sft", quantization=recipe.quantization,
+    return run_sft(config, model_dir, chats, out / "sft", quantization=quantization,
                    on_mask_sample=lambda sample: logger.info("SFT loss mask («supervised»):\n%s", sample))
 
 
 @task(cache_policy=NO_CACHE)
-def train_dpo(recipe: TrainRecipe, model_dir: Path, pairs: list[dict], out: Path) -> dict:
+def train_dpo(config: DPOStageConfig, quantization: str, model_dir: Path, pairs: list[dict], out: Path) -> dict:
     done = out / "dpo" / "result.json"
     if done.is_file():
         get_run_logger().info("DPO already done (%s); not run again", done)
         return json.loads(done.read_text())
-    return run_dpo(recipe.dpo, model_dir, out / "sft" / "adapter", pairs, out / "dpo",
-                   quantization=recipe.quantization)
+    return run_dpo(config, model_dir, out / "sft" / "adapter", pairs, out / "dpo", quantization=quantization)
 
 
 @task(cache_policy=NO_CACHE)
-def save_outputs(recipe: TrainRecipe, model_dir: Path, out: Path, manifest: dict) -> dict:
+def save_outputs(with_dpo: bool, merge: bool, model_dir: Path, out: Path, manifest: dict) -> dict:
+    """Loss plots, the merged model when asked for, and the manifest, written last."""
     sft_history = json.loads((out / "sft" / "log_history.json").read_text())
     plot_log_history(sft_history, ["loss", "eval_loss"], "SFT loss", out / "sft-loss.png")
-    if recipe.dpo:
+    if with_dpo:
         dpo_history = json.loads((out / "dpo" / "log_history.json").read_text())
         plot_log_history(dpo_history, ["loss", "rewards/margins", "rewards/accuracies"], "DPO", out / "dpo-loss.png")
-    final = out / ("dpo" if recipe.dpo else "sft") / "adapter"
+    final = out / ("dpo" if with_dpo else "sft") / "adapter"
     manifest["final_adapter"] = str(final)
-    if recipe.merge:
+    if merge:
         manifest["merged"] = str(merge_adapter(model_dir, final, out / "merged"))
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
     return manifest
-
-
-def merge_adapter(model_dir: Path, adapter: Path, target: Path) -> Path:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(adapter)).merge_and_unload()
-    merged.save_pretrained(target)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
-    return target
 
 
 @flow(name="train-sft-dpo")
@@ -190,15 +180,15 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model_dir = recipe.base_model or _embedded_model()
     check_export_task(export, recipe.task)
-    gold = verify_gold_sets(recipe, out)
+    gold = verify_gold_sets(recipe.contamination_gate, recipe.task, out)
     chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
     replay_record = None
     if recipe.replay:
         extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir)
         chats = chats + extra
-    chats, pairs, gate = gate_training_rows(recipe, gold, chats, pairs, out)
-    sft = train_sft(recipe, model_dir, chats, out)
-    dpo = train_dpo(recipe, model_dir, pairs, out) if recipe.dpo else None
+    chats, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, pairs, out)
+    sft = train_sft(recipe.sft, recipe.quantization, model_dir, chats, out)
+    dpo = train_dpo(recipe.dpo, recipe.quantization, model_dir, pairs, out) if recipe.dpo else None
     manifest = {
         "base_model": {"path": str(model_dir), "sha256": model_hash(model_dir)},
         "export": {"path": str(export), "manifest_sha256": _sha_or_none(export / "manifest.json"),
@@ -214,7 +204,7 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
         "sft": _stage_figures(sft), "dpo": _stage_figures(dpo) if dpo else None,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    return save_outputs(recipe, model_dir, out, manifest)
+    return save_outputs(recipe.dpo is not None, recipe.merge, model_dir, out, manifest)
 
 
 def _stage_figures(result: dict) -> dict:

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from gold.gold_root import GoldPromptIndex
 
 from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Example, Teacher
 from datagen.foundation.task import Task
 from datagen.judge.judge_prompts import (
     PAIRWISE_FORMAT,
+    GoldPromptIndex,
     pairwise_messages,
     read_choice,
     read_score,

@@ -24,17 +24,14 @@ dropped pairs with reasons, and the scores and verdicts for the report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from datagen.foundation.records import Example, PreferencePair
 from datagen.foundation.task import Task
 from datagen.judge.judge_answers import JudgeConfig, JudgeScore, PairwiseVerdict, compare_pairwise, score_answers
+from datagen.judge.judge_prompts import GoldPromptIndex
 from datagen.pairs.preference_pairs import SOURCE
 from datagen.serving.client import Endpoint
 from datagen.serving.response_cache import ResponseCache
-
-if TYPE_CHECKING:
-    from gold.gold_root import GoldPromptIndex
 
 
 @dataclass

@@ -19,13 +19,18 @@ input: `judge.py` calls it before building a single prompt.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable, Protocol
 
 from datagen.foundation.records import Example
 from datagen.foundation.task import Task
 
-if TYPE_CHECKING:  # gold/ sits above datagen/; the judge is handed the index, never imports it
-    from gold.gold_root import GoldPromptIndex
+
+class GoldPromptIndex(Protocol):
+    """What the judge needs of the gold sets: whether a prompt (or row id) is a gold row.
+    `gold/gold_root.py` builds the real one from verified versions; gold sits above
+    datagen, so the judge is handed an index and never imports gold."""
+
+    def find(self, prompt: str, row_id: str | None = None) -> tuple[str, str] | None: ...
 
 SYSTEM_PROMPT = (
     "You are an impartial judge of answers to a task. Judge only by the rubric. Do not let "
