@@ -149,17 +149,22 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
         folder = evals / candidate.folder
         target[candidate.name], target_rows[candidate.name] = _read(folder, "target")
         regression[candidate.name] = _read(folder, "regression")[0]
-    enum_field = next(iter(next(iter(target.values()))["macro_f1"]), None)
-
+    # Macro-F1 of the first closed-set field, if the schema has one, and the task's own
+    # field rules: a report shows the columns of its task and no other's.
+    enum_fields = list(next(iter(target.values()))["macro_f1"])[:1]
     comparison = []
     for candidate in candidates:
         summary, reg = target[candidate.name], regression[candidate.name]
         verdict = verdicts.get(candidate.name, {}).get("verdict", "baseline")
-        comparison.append([
-            candidate.name, _shown(summary["parse_rate"]), _shown(summary["schema_valid_rate"]),
-            _shown(summary["exact"]), _shown(summary["macro_f1"].get(enum_field)),
-            _shown(summary["field_valid_when_parsed"].get("summary")),
-            _shown(reg["accuracy"]) if reg else "–", f"**{verdict}**"])
+        comparison.append(
+            [candidate.name, _shown(summary["parse_rate"]), _shown(summary["schema_valid_rate"]), _shown(summary["exact"])]
+            + [_shown(summary["macro_f1"][name]) for name in enum_fields]
+            + [_shown(summary["field_valid_when_parsed"][rule.field]) for rule in task.field_rules]
+            + [_shown(reg["accuracy"]) if reg else "–", f"**{verdict}**"])
+    comparison_header = (["model", "JSON parses", "schema-valid", "exact match"]
+                         + [f"{name} macro-F1" for name in enum_fields]
+                         + [f"{rule.title} (parsed)" for rule in task.field_rules]
+                         + ["regression accuracy", "verdict"])
     per_field = [[name] + [_shown(summary["field_accuracy"][field]) for field in fields]
                  for name, summary in target.items()]
     skills = sorted({skill for reg in regression.values() if reg for skill in reg["by_skill"]})
@@ -179,8 +184,7 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
         f"({len(regression_gold.rows)} rows). Every score is computed by code; brackets are bootstrap 95% "
         "intervals (1,000 resamples of the gold rows).", "",
         "## Comparison", "",
-        _table(["model", "JSON parses", "schema-valid", "exact match", f"{enum_field} macro-F1",
-                "summary ≤ 20 words (parsed)", "regression accuracy", "verdict"], comparison), "",
+        _table(comparison_header, comparison), "",
         "## Verdicts", "",
         f"Rule: escalate a fine-tune only if (1) its gain over `{next(iter(target))}` on per-row {metric} "
         "has a paired 95% interval above zero, (2) its regression accuracy is at most "

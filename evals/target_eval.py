@@ -4,7 +4,7 @@ Input: a verified `LockedGoldSet` of the task (rows with `prompt` and `reference
 candidate's outputs, one per row in row order. Output: per-row records (gold row id,
 prompt, output, its length, parsed, schema-valid, the fields it got wrong, exact) kept
 for inspection, and the summary of `evals.target_scores.summarize` (rates with bootstrap
-95% intervals, per-field accuracy, macro-F1, the summary's length rule).
+95% intervals, per-field accuracy, macro-F1, each field's own rule).
 
 No LLM ever judges a gold row: the gold set's whole value is that its scores are code
 applied to human labels.

@@ -3,7 +3,8 @@
 `score_row(task, output, reference)` checks one output: does it parse as one JSON object
 (a Markdown fence around it is tolerated, prose is not: `datagen.foundation.task.parse_json_answer`),
 does it validate against the task's answer schema, which fields are valid on their own
-(for the demo task, `summary` valid means the 20-word rule held), and which fields are
+(a field with a rule of its own keeps it: the demo's 20-word summary; the task's
+`field_rules` name those the preflight report shows), and which fields are
 right by the task's `compare` (the rule the gold labels' agreement used). An answer
 that does not validate scores every field wrong.
 

@@ -270,11 +270,11 @@ def build_pair_set(store: RunStore, task_: Task, config: PreferencePairConfig) -
     if store.is_complete("judge"):
         sources.judged = pairs_from_frame(store.read("judge"))
         inputs.append("judge")
-    pairs, dropped = build_pairs(sources, task_, config)
+    pairs, dropped, skipped = build_pairs(sources, task_, config)
     if store.is_complete("imported"):
         pairs += pairs_from_frame(store.read("imported", "pairs"))
         inputs.append("imported")
-    report = pair_report(pairs, dropped, task_, config.max_chosen_longer_fraction)
+    report = pair_report(pairs, dropped, task_, config.max_chosen_longer_fraction, skipped)
     get_run_logger().info("%s", pair_report_markdown(report))
     store.write_stage(
         "pairs",

@@ -5,12 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers
+from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, within_length
 from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Example, Teacher
 from datagen.foundation.task import schema_errors
 from datagen.tasks.invoice_extraction import TASK, InvoiceAnswer, compare_answer, generate_invoices
 from datagen.tasks.invoice_extraction_vocab import DATE_FORMATS, LAYOUTS
+from datagen.tasks.support_triage import TASK as TRIAGE
 
 RECEIPT = """\
 GREENWAY FLORISTS
@@ -154,3 +155,11 @@ def test_a_wrong_total_is_rejected_by_the_answer_filters():
     assert kept == [right]
     assert rejected == [(wrong, "wrong_fields: total")]
     assert json.loads(TASK.render_answer(REFERENCE)) == REFERENCE
+
+
+def test_the_answer_length_limit_is_the_tasks_unless_the_recipe_sets_one():
+    long_answer = Example(task="invoice_extraction", prompt=RECEIPT, response=" " * 700, source="test", run_id="r")
+    assert within_length(long_answer, TASK, AnswerFilterConfig()) == (True, "")  # 1,200 for invoices
+    assert within_length(long_answer, TRIAGE, AnswerFilterConfig()) == (False, "too_long: 700 chars > 600")
+    assert within_length(long_answer, TASK, AnswerFilterConfig(max_answer_chars=650)) == (
+        False, "too_long: 700 chars > 650")

@@ -17,7 +17,9 @@ RIGHT = TASK.render_answer(REFERENCE)
 
 
 def pairs_of(sources: PairSources, **config):
-    return build_pairs(sources, TASK, PreferencePairConfig(**config))
+    pairs, dropped, skipped = build_pairs(sources, TASK, PreferencePairConfig(**config))
+    assert skipped == {}  # every axis can be made from a triage answer
+    return pairs, dropped
 
 
 def test_verifier_ranked_takes_a_verified_answer_over_a_plausible_wrong_one():
@@ -138,7 +140,7 @@ def test_pair_report_counts_what_the_set_teaches():
     rows = [sft_row(f"p{i}") for i in range(12)]
     pairs, dropped = pairs_of(PairSources([], [], sft_rows=rows), strategies=["axis_targeted"],
                               max_chosen_longer_fraction=0.25)
-    report = pair_report(pairs, dropped, TASK, 0.25)
+    report = pair_report(pairs, dropped, TASK, 0.25, {})
     assert report["pairs"] == len(pairs) == 12 - len(dropped)
     assert report["chosen_longer_fraction"] <= 0.25
     assert report["dropped"] == ({"length_balance": len(dropped)} if dropped else {})

@@ -164,3 +164,14 @@ def test_a_stop_request_ends_generation_with_everything_received_cached(tmp_path
         assert len({(r["messages"][-1]["content"], r["seed"]) for r in server.requests}) == 8
     assert 1 <= sent < 8
     assert result.stop_reason == "ran all 2 rounds"
+
+
+def test_the_tasks_rejected_phrases_apply_unless_the_recipe_names_its_own(tmp_path):
+    reply = "Thanks for waiting, let me check where your package is right now and call you back."
+    with ScriptedTeacher(lambda prompt, k: reply) as server:
+        result = run(server, tmp_path, SelfInstructConfig(rounds=1, requests_per_round=1, topics=["pears"]))
+    assert [reason for _, reason in result.rejected] == ["rejected_phrase: your package"]
+    with ScriptedTeacher(lambda prompt, k: reply) as server:
+        result = run(server, tmp_path / "own", SelfInstructConfig(rounds=1, requests_per_round=1, topics=["pears"],
+                                                                  rejected_phrases=[]))
+    assert result.rejected == [] and [e.prompt for e in result.kept] == [reply]

@@ -36,11 +36,12 @@ class AnswerFilterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_answer_chars: int = Field(
-        600,
+    max_answer_chars: int | None = Field(
+        None,
         gt=0,
-        description="a complete triage object is ~250-350 characters; far longer means "
-        "rambling or extra text that a training row must not teach",
+        description="far longer than a complete answer means rambling or extra text that a "
+        "training row must not teach. Default: the task's own (`Task.max_answer_chars`, about "
+        "twice its longest complete answer; 600 for the triage demo's ~250-350 characters)",
     )
     refusal: RefusalConfig | None = RefusalConfig()
     repetition: RepetitionConfig | None = RepetitionConfig()
@@ -58,8 +59,9 @@ def finished_normally(answer: Example, task: Task, config: AnswerFilterConfig) -
 
 def within_length(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
     size = len(answer.response or "")
-    if size > config.max_answer_chars:
-        return False, f"too_long: {size} chars > {config.max_answer_chars}"
+    limit = task.max_answer_chars if config.max_answer_chars is None else config.max_answer_chars
+    if size > limit:
+        return False, f"too_long: {size} chars > {limit}"
     return True, ""
 
 

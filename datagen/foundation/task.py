@@ -20,6 +20,15 @@ from pydantic import BaseModel, ValidationError
 Verdict = tuple[bool, str]
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """A rule one answer field is held to on its own (a validator of the answer schema), which
+    the preflight report shows as a column: the share of parsed answers whose field keeps it."""
+
+    field: str
+    title: str  # the column's header, e.g. "summary ≤ 20 words"
+
+
 class LabelledPrompt(Protocol):
     """What a task's generator yields: a prompt whose correct answer is known."""
 
@@ -50,6 +59,27 @@ class Task:
     # prompt repeated on every row is most of the training cost (the demo task's 330-token
     # rules were 87% of each row). Empty: training rows carry `system_prompt` too.
     trained_system_prompt: str = ""
+    # For `one_wrong_field` pairs (datagen/pairs/axis_rejections.py): given a field and the
+    # right answer, values a careless model could give instead (another vendor, the due date
+    # for the issue date, the query sorted the other way). Closed sets, numbers, lists and
+    # nullable fields get wrong values by rule as well; a free-text field gets only these.
+    plausible_wrong_values: Callable[[str, dict], list[Any]] | None = None
+    # The preflight report's columns beyond parse, schema, exact match and macro-F1: the
+    # fields whose own rule is worth watching (a summary's length, a date's format).
+    field_rules: tuple[FieldRule, ...] = ()
+    # The default of `answer_filters.max_answer_chars` (datagen/filters/answer_filters.py):
+    # about twice this task's longest complete answer, so that only rambling or extra text is
+    # cut. 600 is the triage demo's (its answers are ~250-350 characters).
+    max_answer_chars: int = 600
+    # The default of `self_instruct.rejected_phrases` (datagen/generation/self_instruct.py):
+    # whole words that show a teacher wrote the wrong kind of input for this task.
+    self_instruct_rejected_phrases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [rule.field for rule in self.field_rules if rule.field not in self.answer_schema.model_fields]
+        if unknown:
+            raise ValueError(f"task {self.name}: field_rules name {', '.join(unknown)}, not fields of "
+                             f"{self.answer_schema.__name__}")
 
     @property
     def training_system_prompt(self) -> str:

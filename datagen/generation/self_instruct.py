@@ -70,10 +70,10 @@ class SelfInstructConfig(BaseModel):
     topics: list[str] | None = Field(None, description="default: the task's own topics")
     sampling: SamplingParams = SamplingParams(temperature=1.0, max_tokens=160)
     min_words: int = Field(8, ge=1, description="shorter is not a ticket, it is a fragment")
-    rejected_phrases: list[str] = Field(
-        default_factory=list, description="whole words, any case, that show the teacher wrote "
-        "the wrong thing: for the demo, a support agent's reply (\"assist you\", \"your "
-        "order\") instead of the customer's message",
+    rejected_phrases: list[str] | None = Field(
+        None, description="whole words, any case, that show the teacher wrote the wrong thing: "
+        "for the demo, a support agent's reply (\"assist you\", \"your order\") instead of the "
+        "customer's message. Default: the task's own (`Task.self_instruct_rejected_phrases`)",
     )
     max_words: int = Field(200, ge=1)
     near_duplicate: MinhashDedupConfig = MinhashDedupConfig(threshold=0.7)
@@ -248,6 +248,8 @@ async def self_instruct(
 ) -> SelfInstructResult:
     """Run up to `config.rounds` rounds; `endpoints[i]` is where `teachers[i]` is reached."""
     topics = config.topics or list(task.topics)
+    if config.rejected_phrases is None:
+        config = config.model_copy(update={"rejected_phrases": list(task.self_instruct_rejected_phrases)})
     if not task.input_description or not topics:
         raise ValueError(f"task {task.name} declares no input_description or topics to self-generate from")
     clients = [TeacherClient(e, t.limits(), cache) for e, t in zip(endpoints, teachers, strict=True)]

@@ -12,7 +12,8 @@ Strategies, tried in the recipe's order for each prompt until it has
   This is how pairs are made when the teacher rarely gets a whole answer right.
 - `axis_targeted`: `chosen` is the prompt's SFT answer and `rejected` the same answer
   wrong on one named axis (`axis_rejections.py`: broken format, needless preamble, one
-  wrong field), made by rule and checked to differ on that axis only.
+  wrong field), made by rule and checked to differ on that axis only. An axis that cannot
+  be made from a prompt's answer is skipped for the next one, and the reason counted.
 - `judge_ranked`: made by `judge_pairs.py` for prompts with no known label, where an
   LLM judge's scores and its pairwise verdict in both orders agree.
 - `teacher_vs_student`: `chosen` is the prompt's SFT answer, `rejected` the base student
@@ -31,8 +32,8 @@ Way to Go: Investigating Length Correlations in RLHF", arXiv:2310.03716).
 
 Input: verified answers; rejects as (answer, reason); the SFT rows; the student's
 answers that the filters rejected, as (answer, reason). Output: kept PreferencePairs with
-`strategy`, `axis`, `margin` and `evidence`, and the dropped ones with their reason.
-`parent_ids = (chosen id, rejected id)`.
+`strategy`, `axis`, `margin` and `evidence`, the dropped ones with their reason, and how
+often each reason to skip an axis came up. `parent_ids = (chosen id, rejected id)`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Iterator, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +51,7 @@ from datagen.filters.answer_filters import reason_kind, wrong_fields_of
 from datagen.foundation.hashing import normalize_text
 from datagen.foundation.records import Example, PreferencePair
 from datagen.foundation.task import Task, parse_json_answer
-from datagen.pairs.axis_rejections import Axis, axis_rejection
+from datagen.pairs.axis_rejections import Axis, NoRejection, make_axis_rejection
 
 SOURCE = "datagen.preference_pairs@3"
 
@@ -121,6 +123,7 @@ class _Candidates:
             self.verified.setdefault(answer.parent_ids[0], answer)
         self.sft = {row.parent_ids[0]: row for row in sources.sft_rows}
         self.student = {answer.parent_ids[0]: (answer, reason) for answer, reason in sources.student_rejects}
+        self.skipped: Counter[str] = Counter()  # axis_targeted: why an axis was not made
 
     def prompt_ids(self) -> list[str]:
         return list(dict.fromkeys([*self.sft, *self.wrong, *self.student]))
@@ -154,10 +157,12 @@ class _Candidates:
         axes = self.config.axes
         start = int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16) % len(axes)
         for axis in axes[start:] + axes[:start]:
-            made = axis_rejection(chosen.response, axis, self.task)
-            if made is not None:
-                chosen_text, rejected_text, evidence = made
-                yield _pair(chosen, chosen, chosen_text, rejected_text, "axis_targeted", evidence, axis, 1.0)
+            try:
+                chosen_text, rejected_text, evidence = make_axis_rejection(chosen.response, axis, self.task)
+            except NoRejection as skip:
+                self.skipped[str(skip)] += 1
+                continue
+            yield _pair(chosen, chosen, chosen_text, rejected_text, "axis_targeted", evidence, axis, 1.0)
 
     def teacher_vs_student(self, prompt_id: str) -> Iterator[PreferencePair]:
         chosen = self.sft.get(prompt_id)
@@ -193,9 +198,13 @@ def bound_chosen_longer(
     return [p for p in pairs if p.id not in dropped_ids], longer[:count]
 
 
-def build_pairs(
-    sources: PairSources, task: Task, config: PreferencePairConfig
-) -> tuple[list[PreferencePair], list[tuple[PreferencePair, str]]]:
+class PairSet(NamedTuple):
+    pairs: list[PreferencePair]
+    dropped: list[tuple[PreferencePair, str]]  # (pair, why it was dropped)
+    skipped: dict[str, int]  # `axis: why` no axis_targeted pair was made -> how often
+
+
+def build_pairs(sources: PairSources, task: Task, config: PreferencePairConfig) -> PairSet:
     candidates = _Candidates(sources, task, config)
     pairs: list[PreferencePair] = []
     dropped: list[tuple[PreferencePair, str]] = []
@@ -218,4 +227,4 @@ def build_pairs(
             (p, f"length_balance: chosen-longer share above {config.max_chosen_longer_fraction}")
             for p in too_long
         ]
-    return pairs, dropped
+    return PairSet(pairs, dropped, dict(candidates.skipped))

@@ -268,6 +268,8 @@ def _pair_section(pairs: dict) -> str:
         ))
     if pairs.get("dropped"):
         parts.append(html_table(sorted(pairs["dropped"].items()), ["dropped because", "pairs"]))
+    if pairs.get("skipped"):
+        parts.append(html_table(sorted(pairs["skipped"].items()), ["axis skipped because", "prompts"]))
     for key, title in (("by_strategy", "pairs per strategy"), ("by_axis", "pairs per axis")):
         if pairs.get(key):
             parts.append(plot(bar_figure(list(pairs[key]), {"pairs": list(pairs[key].values())}, title), title))

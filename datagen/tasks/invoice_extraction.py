@@ -10,13 +10,15 @@ parsed back out of the text: the total is the sum of the line amounts, exact in 
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from datagen.foundation.task import Task
+from datagen.foundation.task import FieldRule, Task
 from datagen.generation.template_generator import generate_from_templates
-from datagen.tasks.invoice_extraction_vocab import LAYOUTS, VOCABULARY
+from datagen.tasks.invoice_extraction_vocab import CURRENCIES, CUSTOMERS, LAYOUTS, PAYMENT_TERMS, VOCABULARY
 
 # Half a cent: amounts are money printed to the cent, so two numbers closer than this
 # are the same printed amount and differ only by float noise (0.1 + 0.2), while any two
@@ -186,6 +188,36 @@ def compare_answer(answer: dict, reference: dict) -> list[str]:
     return wrong
 
 
+def _digits_swapped(number: str) -> list[str]:
+    # The last two adjacent different digits swapped: a number copied by hand.
+    for match in reversed(list(re.finditer(r"(?=(\d)(\d))", number))):
+        first, second = match.groups()
+        if first != second:
+            at = match.start()
+            return [number[:at] + second + first + number[at + 2:]]
+    return []
+
+
+def plausible_wrong_values(field: str, answer: dict) -> list:
+    """What a careless reader of the document writes instead, for `one_wrong_field`
+    pairs: the customer billed for the vendor, the due date for the issue date (every
+    layout prints both), another currency, the invoice number with two digits swapped.
+    Numbers and line items get theirs by rule (datagen/pairs/axis_rejections.py)."""
+    if field == "vendor":
+        return list(CUSTOMERS)
+    if field == "currency":
+        return sorted({currency.code for currency in CURRENCIES})
+    if field == "invoice_number":
+        return _digits_swapped(answer["invoice_number"])
+    if field == "date":
+        try:
+            issued = datetime.date.fromisoformat(answer["date"])
+        except ValueError:  # fits the schema's pattern but is no day (2024-02-30): no due date to give
+            return []
+        return [(issued + terms).isoformat() for terms in PAYMENT_TERMS]
+    return []
+
+
 TASK = Task(
     name="invoice_extraction",
     version="1",
@@ -194,4 +226,9 @@ TASK = Task(
     few_shot=FEW_SHOT,
     generate=generate_invoices,
     compare=compare_answer,
+    plausible_wrong_values=plausible_wrong_values,
+    field_rules=(FieldRule("date", "date as YYYY-MM-DD"), FieldRule("currency", "currency as 3 capitals")),
+    # Generated answers are 202-565 characters rendered (median 371, 2,000 invoices, seed
+    # 1); a teacher's indented JSON of five lines runs longer.
+    max_answer_chars=1200,
 )

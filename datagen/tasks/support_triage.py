@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datagen.foundation.task import Task
+from datagen.foundation.task import FieldRule, Task
 from datagen.tasks.support_triage_tickets import generate_tickets
 
 Category = Literal[
@@ -172,4 +172,9 @@ TASK = Task(
         "a question about a product before buying it",
         "cancelling an order or a subscription",
     ),
+    # The 135M teacher often answers as the shop instead of writing as the customer.
+    self_instruct_rejected_phrases=("your order", "your package", "your account", "assist you", "help you with",
+                                    "sorry for the inconvenience", "sorry for any", "I'm here to help"),
+    field_rules=(FieldRule("summary", f"summary ≤ {MAX_SUMMARY_WORDS} words"),),
+    max_answer_chars=600,  # a complete answer is ~250-350 characters
 )

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datagen.foundation.task import Task
 from datagen.generation.template_generator import generate_from_templates, render
+from datagen.tasks.text_to_sql_mistakes import plausible_wrong_queries
 from datagen.tasks.text_to_sql_questions import QUESTION_TEMPLATES, REFERENCE_TEMPLATES, slot_vocabulary
 from datagen.tasks.text_to_sql_shop import SCHEMA_SQL, open_shop
 
@@ -199,4 +200,7 @@ TASK = Task(
     few_shot=FEW_SHOT,
     generate=generate_questions,
     compare=compare_answer,
+    plausible_wrong_values=plausible_wrong_queries,
+    # Generated answers are 61-251 characters rendered (median 86, 2,000 questions, seed 1).
+    max_answer_chars=500,
 )
