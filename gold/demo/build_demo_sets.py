@@ -1,18 +1,20 @@
 """Rebuild the demo gold sets' labeling database and lock them: the record of how
-`gold/sets/support_triage/v1` and `gold/sets/general_regression/v1` were made.
+`gold/sets/{support_triage,invoice_extraction,text_to_sql,general_regression}/v1` were made.
 
-    python -m gold.demo.build_demo_sets [--db gold/work/demo-labeling.sqlite3] [--lock]
+    python -m gold.demo.build_demo_sets [--db gold/work/demo-labeling.sqlite3] [--sets NAME ...] [--lock]
 
-The inputs, all in this folder:
-- `support_triage_tickets.jsonl`: 130 tickets written by hand for the demo (not by the
-  template generator), each with its author's label and a note for hard cases;
-- `support_triage_second_labels.jsonl`: a second labeler's labels of the same tickets,
-  made from the guidelines alone without seeing the author's;
-- `support_triage_adjudications.jsonl` (when there are any): the reviewer's decision on
-  every ticket whose two labels disagree (`{"index", "answer", "note"}` or
-  `{"index", "discard": reason}`); the demo's two labelers agreed on every ticket, so
-  there is none;
-- `general_regression_rows.jsonl`: 90 general prompts with checkable answers.
+The inputs, all in this folder, written by hand for the demo (not by the template
+generators), for each task's set:
+- `<rows file>`: the inputs, each with its author's label and a note for hard cases:
+  `support_triage_tickets.jsonl` (130 tickets), `invoice_extraction_documents.jsonl` (44
+  invoices and receipts), `text_to_sql_questions.jsonl` (48 questions about the shop);
+- `<set>_second_labels.jsonl`: a second labeler's labels of the same inputs, made from the
+  set's guidelines alone without seeing the author's;
+- `<set>_adjudications.jsonl` (when there are any): the reviewer's decision on every input
+  whose two labels disagree (`{"index", "answer", "note"}` or `{"index", "discard":
+  reason}`); the triage labelers agreed on every ticket, so it has none;
+
+and `general_regression_rows.jsonl`: 90 general prompts with checkable answers.
 
 Everything goes through the same store calls as the web page (import, two submitted
 labels per ticket, review by a third person who labeled none of them), so the manifest's
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from gold.gold_sets import GOLD_ROOT
@@ -35,7 +38,27 @@ from gold.signing import default_key_path, load_signing_key
 
 HERE = Path(__file__).parent
 AUTHOR, SECOND, REVIEWER = User("author", "labeler"), User("second-labeler", "labeler"), User("adjudicator", "reviewer")
-TRIAGE, REGRESSION = "support_triage", "general_regression"
+REGRESSION = "general_regression"
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """One task's demo gold set: its name, its task, and the file of its authored rows."""
+
+    name: str
+    task_path: str
+    rows: str
+    source: str  # where the texts came from, as the store records it
+
+
+TASK_SETS = (
+    TaskSet("support_triage", "datagen.tasks.support_triage:TASK", "support_triage_tickets.jsonl",
+            "handwritten-demo-tickets"),
+    TaskSet("invoice_extraction", "datagen.tasks.invoice_extraction:TASK", "invoice_extraction_documents.jsonl",
+            "handwritten-demo-invoices"),
+    TaskSet("text_to_sql", "datagen.tasks.text_to_sql:TASK", "text_to_sql_questions.jsonl",
+            "handwritten-demo-questions"),
+)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -53,29 +76,32 @@ def _import_texts(store: LabelingStore, gold_set: str, texts: list[str], source:
     return result.imported
 
 
-def build_triage(store: LabelingStore) -> None:
-    tickets = _lines(HERE / "support_triage_tickets.jsonl")
-    second = {row["index"]: row for row in _lines(HERE / "support_triage_second_labels.jsonl")}
-    adjudications = HERE / "support_triage_adjudications.jsonl"
+def build_task_set(store: LabelingStore, task_set: TaskSet) -> None:
+    """Import the inputs, submit both labels of each, and review: agreed labels are approved
+    as the author's, disagreements as the adjudication says (one is required for each)."""
+    name = task_set.name
+    authored = _lines(HERE / task_set.rows)
+    second = {row["index"]: row for row in _lines(HERE / f"{name}_second_labels.jsonl")}
+    adjudications = HERE / f"{name}_adjudications.jsonl"
     decisions = {row["index"]: row for row in _lines(adjudications)} if adjudications.is_file() else {}
-    store.create_set("build_demo_sets", TRIAGE, "datagen.tasks.support_triage:TASK", 2)
-    ids = _import_texts(store, TRIAGE, [ticket["text"] for ticket in tickets], "handwritten-demo-tickets")
-    for index, (record_id, ticket) in enumerate(zip(ids, tickets)):
-        store.save_label(AUTHOR, TRIAGE, record_id, answer=ticket["label"], note=ticket["note"], submit=True,
+    store.create_set("build_demo_sets", name, task_set.task_path, 2)
+    ids = _import_texts(store, name, [row["text"] for row in authored], task_set.source)
+    for index, (record_id, row) in enumerate(zip(ids, authored)):
+        store.save_label(AUTHOR, name, record_id, answer=row["label"], note=row["note"], submit=True,
                          base_version=None)
-        store.save_label(SECOND, TRIAGE, record_id, answer=second[index]["label"], note=second[index]["note"],
+        store.save_label(SECOND, name, record_id, answer=second[index]["label"], note=second[index]["note"],
                          submit=True, base_version=None)
-        record = store.record_view(REVIEWER, TRIAGE, record_id)
+        record = store.record_view(REVIEWER, name, record_id)
         decision = decisions.get(index)
         if record["status"] == "in_review" and decision is None:
-            raise SystemExit(f"ticket {index} needs an adjudication ({record['review_reason']})")
+            raise SystemExit(f"{name} row {index} needs an adjudication ({record['review_reason']})")
         if decision and decision.get("discard"):
-            store.discard(REVIEWER, TRIAGE, record_id, reason=decision["discard"], base_version=record["version"])
+            store.discard(REVIEWER, name, record_id, reason=decision["discard"], base_version=record["version"])
         elif decision:
-            store.approve(REVIEWER, TRIAGE, record_id, answer=decision["answer"], note=decision.get("note"),
+            store.approve(REVIEWER, name, record_id, answer=decision["answer"], note=decision.get("note"),
                           base_version=record["version"])
-        else:  # both labels agree on every compared field; the author's summary is kept
-            store.approve(REVIEWER, TRIAGE, record_id, answer=ticket["label"], base_version=record["version"])
+        else:  # both labels agree on every compared field; the author's wording is kept (a summary, a query)
+            store.approve(REVIEWER, name, record_id, answer=row["label"], base_version=record["version"])
 
 
 def build_regression(store: LabelingStore) -> None:
@@ -93,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, default=Path("gold/work/demo-labeling.sqlite3"))
     parser.add_argument("--gold-root", type=Path, default=GOLD_ROOT)
-    parser.add_argument("--lock", action="store_true", help="lock both sets as their next version")
+    parser.add_argument("--sets", nargs="+", choices=[s.name for s in TASK_SETS] + [REGRESSION],
+                        default=[s.name for s in TASK_SETS] + [REGRESSION], help="the sets to build (default: all)")
+    parser.add_argument("--lock", action="store_true", help="lock the sets built as their next version")
     parser.add_argument("--key", type=Path, default=None,
                         help="the signing key to lock with (default: as `crucible gold lock`); the gold root must "
                         "trust it")
@@ -104,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     store = LabelingStore(args.db)
     for user in (AUTHOR, SECOND, REVIEWER):
         add_user(store, "build_demo_sets", user.name, user.role)  # secrets unused: nobody logs in
-    build_triage(store)
-    build_regression(store)
-    for name in (TRIAGE, REGRESSION):
+    for task_set in TASK_SETS:
+        if task_set.name in args.sets:
+            build_task_set(store, task_set)
+    if REGRESSION in args.sets:
+        build_regression(store)
+    for name in args.sets:
         print(name, json.dumps(store.progress(name)["by_status"]))
         if args.lock:
             print("locked", lock_gold_set(store, REVIEWER, name, args.gold_root, key))
