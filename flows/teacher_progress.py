@@ -1,7 +1,9 @@
 """Teacher progress where people look: a live bar on the terminal, a Prefect progress
 artifact in the UI, and a log line every tenth of the way for the run's log file.
 
-The bar shows done/total, cached, failed, tokens in and out, and cost. It is drawn only
+The bar shows done/total, cached, failed, tokens in and out, cost, and the requests the
+endpoints allow in flight against their ceiling (lower while a server shows overload:
+datagen/serving/adaptive_concurrency.py). It is drawn only
 when stderr is a terminal: in CI, under a Prefect worker or piped to a file, the log
 lines carry the same numbers without filling the log with redraws.
 """
@@ -24,7 +26,8 @@ from datagen.serving.request_batch import Progress
 def _numbers(progress: Progress) -> str:
     return (
         f"{progress.cached} cached, {progress.failed} failed, {progress.prompt_tokens} tokens in, "
-        f"{progress.completion_tokens} out, ${progress.cost_usd:.4f}"
+        f"{progress.completion_tokens} out, ${progress.cost_usd:.4f}, "
+        f"concurrency {progress.concurrency}/{progress.concurrency_ceiling}"
     )
 
 

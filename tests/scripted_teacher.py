@@ -6,20 +6,20 @@ prompt, the k-th request gets `script(prompt, k)`, which returns the answer text
 `Fault`: an HTTP error with headers (429 with Retry-After), a delay (a timeout), a dropped
 connection, or a malformed body. A real model cannot be made to be right on one sample
 and wrong on another, or to fail on cue; this can, so tests can assert exact contents,
-retries and resumes. Real-model runs are covered by the other tests.
+retries and resumes. Real-model runs are covered by the other tests. `disconnects`
+counts the requests whose client left before the answer (a timeout, an abandoned request).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 from aiohttp import web
 
-from datagen.serving.transformers_server import free_loopback_port
+from tests.loopback_server import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -46,22 +46,19 @@ def completion(content: str, model: str, number: int) -> dict:
     }
 
 
-class ScriptedTeacher:
+class ScriptedTeacher(LoopbackServer):
     def __init__(self, script: Script, answer_delay_s: float = 0.0):
+        super().__init__()
         self.script = script
         self.answer_delay_s = answer_delay_s
         self.seen: Counter[str] = Counter()
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.port = free_loopback_port()
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.disconnects = 0
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._complete)
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -89,36 +86,8 @@ class ScriptedTeacher:
                 status=scripted.status,
                 headers=scripted.headers,
             )
+        except asyncio.CancelledError:  # the client left before the answer
+            self.disconnects += 1
+            raise
         finally:
             self.in_flight -= 1
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._complete)
-        # A client that stopped leaves slow answers unfinished: cancel them at exit
-        # rather than wait the default 60 s for them.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._started.set()
-        self._loop.run_forever()
-
-    def __enter__(self) -> "ScriptedTeacher":
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("scripted teacher did not start")
-        return self
-
-    async def _shutdown(self) -> None:
-        await self._runner.cleanup()
-        # Answers still pending for a client that went away: end them before the loop stops.
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for request in pending:
-            request.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)

@@ -12,6 +12,7 @@ from datagen.serving.request_batch import TeacherStopped
 from datagen.serving.response_cache import ResponseCache
 from datagen.tasks.support_triage import TASK
 from datagen.teacher.distill import DistillConfig, answer_prompts
+from tests.loopback_server import eventually
 from tests.scripted_teacher import Fault, ScriptedTeacher
 
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 1}
@@ -172,14 +173,16 @@ def test_a_stopped_run_resumes_without_repeating_a_request(tmp_path):
 @pytest.mark.parametrize(("stop_grace_s", "cached_at_stop"), [(None, 0), (60.0, 2)])
 def test_a_stop_abandons_a_local_servers_requests_in_flight_and_waits_for_paid_ones(
         tmp_path, stop_grace_s, cached_at_stop):
-    """Unset, the grace is 0 on loopback: a local model's slow answers are not waited for.
-    A paid endpoint's (a grace set) arrive within it and are cached."""
+    """Unset, the grace is 0 on loopback: a local model's slow answers are not waited for,
+    and their connections are closed, so a server that aborts such requests (vLLM) stops
+    working on them. A paid endpoint's (a grace set) arrive within it and are cached."""
     with ScriptedTeacher(lambda prompt, k: "ok", answer_delay_s=3.0) as server:
         teacher = {"base_url": server.base_url, "model": "m", "concurrency": 2, "stop_grace_s": stop_grace_s}
         with pytest.raises(TeacherStopped, match=rf"stopped: SIGINT received; {cached_at_stop} of 12 answers"):
             distill(server, tmp_path, should_stop=lambda: "SIGINT received" if server.requests else None,
                     teachers=[teacher])
         assert len(server.requests) == 2  # the two in flight; nothing new was sent after the stop
+        eventually(lambda: server.disconnects == 2 - cached_at_stop, "the abandoned requests' clients left")
 
 
 def test_the_budget_stops_the_run_and_counts_cost(tmp_path):

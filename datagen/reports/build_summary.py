@@ -85,14 +85,33 @@ def summary_markdown(summary: dict) -> str:
         ]
     lines += [
         "", "**teacher usage**", "",
-        "| teacher | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| teacher | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) | concurrency |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [
-        f"| {model} | {u['requests']} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
-        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} |"
+        f"| {model} | {_requests(u)} | {u['cache_hits']} | {u['retries']} | {u['failures']} "
+        f"| {u['prompt_tokens']} | {u['completion_tokens']} | {u['cost_usd']:.4f} | {_concurrency(u)} |"
         for model, u in summary["teacher usage"].items()
     ]
     lines += ["", pair_report_markdown(summary["pair set"])]
     lines += ["", f"Exports: `{summary['exports']}`", f"Curation report: `{summary['curation report']}`", ""]
     return "\n".join(lines)
+
+
+def _requests(usage: dict) -> str:
+    """Requests sent, and the batch jobs they went in for an endpoint in batch mode."""
+    jobs, resumed = usage.get("batch_jobs", 0), usage.get("batch_jobs_resumed", 0)
+    if not jobs and not resumed:
+        return str(usage["requests"])
+    return f"{usage['requests']} in {jobs} batch jobs" + (f", {resumed} resumed" if resumed else "")
+
+
+def _concurrency(usage: dict) -> str:
+    """The adaptive limit's path: the ceiling, or ceiling → lowest → end and its changes.
+    Usage from before the limit adapted has none of it; batch jobs have no such limit."""
+    if not usage.get("concurrency_ceiling") or usage.get("batch_jobs") or usage.get("batch_jobs_resumed"):
+        return ""
+    if not usage["concurrency_cuts"]:
+        return str(usage["concurrency_ceiling"])
+    return (f"{usage['concurrency_ceiling']} → {usage['concurrency_lowest']} → {usage['concurrency_limit']} "
+            f"({usage['concurrency_cuts']} cuts, {usage['concurrency_raises']} raises)")

@@ -3,16 +3,27 @@
 Every request goes through four steps:
 
 1. the response cache (`response_cache.py`): a hit costs nothing and sends nothing;
-2. the endpoint's limits: at most `concurrency` requests in flight, and, when the recipe
-   sets them, requests-per-minute and tokens-per-minute budgets (leaky buckets from
-   `aiolimiter`; tokens are estimated before sending as prompt characters / 4 plus
-   `max_tokens`, the most the request can use);
+2. the endpoint's limits: a slot under the adaptive concurrency limit, at most
+   `concurrency` and less while the endpoint shows overload (`adaptive_concurrency.py`),
+   and, when the recipe sets them, requests-per-minute and tokens-per-minute budgets
+   (leaky buckets from `aiolimiter`; tokens are estimated before sending as prompt
+   characters / 4 plus `max_tokens`, the most the request can use);
 3. retries on what a later attempt can fix: 429, 5xx, timeouts, dropped connections and
    malformed bodies. The wait is the server's `Retry-After` when it sends one, else
    exponential backoff with jitter: `base * 2**attempt`, times a random factor in
-   [0.5, 1), capped. A 400, 401, 403, 404 or 422 will not get better: it fails at once
-   with the endpoint's own message (`TeacherRefused`), and the build stops;
+   [0.5, 1), capped. Each retry then waits for a slot like any request, so retries never
+   pile onto a server that is already past its capacity. A 400, 401, 403, 404 or 422 will
+   not get better: it fails at once with the endpoint's own message (`TeacherRefused`),
+   and the build stops;
 4. accounting: tokens in and out and their cost from the recipe's prices.
+
+An endpoint with `batch: true` skips steps 2 and 3: what the cache does not have goes to
+the endpoint's Batch API as jobs (`batch_jobs.py`), and the answers fill the same cache.
+
+A request that times out or is abandoned closes its connection (aiohttp does so when a
+read times out or the task is cancelled; tests/test_adaptive_concurrency.py checks it
+against a server that records disconnects), so a server that aborts a request whose
+client left, as vLLM does, stops spending work on it.
 
 When the batch is stopped (Ctrl-C, SIGTERM, the budget), nothing new is sent, and the
 requests in flight are abandoned after the endpoint's stop grace (`abandon_in_flight`):
@@ -28,11 +39,8 @@ default httpx transport, not the server, is the bottleneck (shared/ENVIRONMENT.m
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import ipaddress
-import json
 import random
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -41,29 +49,28 @@ import openai
 from aiolimiter import AsyncLimiter
 from openai.types.chat import ChatCompletion
 
+from datagen.serving.adaptive_concurrency import AdaptiveConcurrency, Slot
+from datagen.serving.batch_jobs import BatchJobs
+from datagen.serving.request_errors import (
+    OVERLOAD,
+    RETRIABLE,
+    MalformedBody,
+    NotSent,
+    RequestFailed,
+    TeacherError,
+    TeacherRefused,
+    describe,
+    retry_after_s,
+)
 from datagen.serving.response_cache import CachedResponse, ResponseCache, request_key
+
+__all__ = ["REMOTE_STOP_GRACE_S", "ClientLimits", "Endpoint", "MalformedBody", "NotSent", "RequestFailed",
+           "TeacherClient", "TeacherError", "TeacherRefused", "TeacherUsage", "is_loopback"]
 
 # How long, after a stop, requests in flight to a remote endpoint may still finish and be
 # cached: a short answer from a hosted API takes a few seconds, a queued one longer; past
 # this the user's wait costs more than re-asking on the next run.
 REMOTE_STOP_GRACE_S = 30.0
-
-
-class TeacherError(RuntimeError):
-    pass
-
-
-class TeacherRefused(TeacherError):
-    """The endpoint rejected the request itself (bad key, unknown model, bad parameters)."""
-
-
-class RequestFailed(Exception):
-    """One request still failed after every retry; the build records it and goes on."""
-
-    def __init__(self, reason: str, attempts: int):
-        super().__init__(reason)
-        self.reason = reason
-        self.attempts = attempts
 
 
 @dataclass
@@ -78,6 +85,18 @@ class TeacherUsage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     retry_reasons: dict[str, int] = field(default_factory=dict)
+    # The adaptive concurrency limit (`adaptive_concurrency.py`): its ceiling (the
+    # endpoint's `concurrency`), where it is now, the lowest it went, and how often
+    # overload cut it and answers raised it again.
+    concurrency_ceiling: int = 0
+    concurrency_limit: int = 0
+    concurrency_lowest: int = 0
+    concurrency_cuts: int = 0
+    concurrency_raises: int = 0
+    # An endpoint in batch mode: the jobs this run submitted, and those a killed earlier
+    # run had submitted that this one polled instead of paying again.
+    batch_jobs: int = 0
+    batch_jobs_resumed: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,8 @@ class ClientLimits:
     input_usd_per_million: float
     output_usd_per_million: float
     stop_grace_s: float | None = None  # None: 0 on loopback, REMOTE_STOP_GRACE_S elsewhere
+    batch: bool = False  # send through the endpoint's Batch API (`batch_jobs.py`)
+    poll_s: float = 60.0  # in batch mode, how often each job's status is read
 
 
 def is_loopback(base_url: str) -> bool:
@@ -117,42 +138,6 @@ def is_loopback(base_url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# json.JSONDecodeError: the client raises it as is for a 200 response whose body is not JSON.
-_RETRIABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError,
-              openai.APIResponseValidationError, json.JSONDecodeError)
-
-
-def retry_after_s(error: Exception) -> float | None:
-    """The server's requested wait, from `retry-after-ms` or `Retry-After` (seconds or a date)."""
-    response = getattr(error, "response", None)
-    if response is None:
-        return None
-    headers = response.headers
-    if "retry-after-ms" in headers:
-        try:
-            return float(headers["retry-after-ms"]) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time())
-
-
-def describe(error: Exception) -> str:
-    if isinstance(error, openai.APIStatusError):
-        return f"HTTP {error.status_code}: {error.message}"
-    if isinstance(error, openai.APIConnectionError):
-        # aiohttp reports a refused connection as a connect timeout: the cause says which.
-        kind = "timeout" if isinstance(error, openai.APITimeoutError) else "connection error"
-        return f"{kind}: {error.__cause__ or error}"
-    return f"{type(error).__name__}: {error}"
 
 
 class TeacherClient:
@@ -178,9 +163,12 @@ class TeacherClient:
             max_retries=0,  # retries are ours: counted, logged, and Retry-After honoured
             http_client=openai.DefaultAioHttpClient(timeout=limits.timeout_s),
         )
-        self._in_flight = asyncio.Semaphore(limits.concurrency)
+        self._concurrency = AdaptiveConcurrency(limits.concurrency)
+        self._count_concurrency()
+        self._batch = BatchJobs(self._client, endpoint, limits, cache, self.usage, self._count) if limits.batch else None
         self._refused: TeacherRefused | None = None  # once refused, send nothing more
-        self._sending: set[asyncio.Task] = set()  # requests holding a slot: sent, retrying or about to be
+        # Requests from their first slot until they return: sent, waiting to retry or about to be.
+        self._sending: set[asyncio.Task] = set()
         self.stop_grace_s = limits.stop_grace_s
         if self.stop_grace_s is None:
             self.stop_grace_s = 0.0 if is_loopback(endpoint.base_url) else REMOTE_STOP_GRACE_S
@@ -223,79 +211,75 @@ class TeacherClient:
     ) -> CachedResponse:
         """Send one request (the caller checked the cache), store the answer, count its cost.
 
-        `may_send` is asked once a slot is free and before every retry; if it says no (a
-        stop was requested meanwhile) nothing more is sent: `NotSent`.
+        `may_send` is asked once a slot is free, for the first attempt and for every
+        retry; if it says no (a stop was requested meanwhile) nothing more is sent:
+        `NotSent`.
         """
-        async with self._in_flight:
-            if not may_send():
-                raise NotSent()
-            sending = asyncio.current_task()
-            self._sending.add(sending)
-            try:
-                return await self._send(key, messages, sampling, response_format, may_send)
-            finally:
-                self._sending.discard(sending)
-
-    async def _send(self, key: str, messages: list[dict[str, str]], sampling: dict[str, Any],
-                    response_format: dict[str, Any] | None, may_send: Callable[[], bool]) -> CachedResponse:
         extra = {"response_format": response_format} if response_format else {}
+        body = {"model": self.endpoint.model, "messages": messages, **sampling, **extra}
+        if self._batch is not None:
+            return await self._batch.complete(key, body, may_send)
         estimate = sum(len(m["content"]) for m in messages) // 4 + sampling["max_tokens"]
-        for attempt in range(self.limits.max_retries + 1):
-            if attempt and not may_send():
-                raise NotSent()
-            if self._rpm:
-                await self._rpm.acquire()
-            if self._tpm:
-                await self._tpm.acquire(min(estimate, self.limits.tokens_per_minute))
-            if self._refused is not None:
-                raise self._refused
-            self.usage.requests += 1
-            try:
-                # `post` with a plain body skips the SDK's per-request TypedDict
-                # transform of the messages, two thirds of the client's CPU time for
-                # few-shot prompts (cProfile, tests/benchmarks/teacher_client.py); auth,
-                # error mapping and response parsing are the SDK's as with `create`.
-                completion = await self._client.post(
-                    "/chat/completions",
-                    body={"model": self.endpoint.model, "messages": messages, **sampling, **extra},
-                    cast_to=ChatCompletion,
-                )
-                response = self._response(completion)
-            except _RETRIABLE + (MalformedBody,) as error:
-                reason = describe(error)
-                kind = reason.split(":")[0]
-                self.usage.retry_reasons[kind] = self.usage.retry_reasons.get(kind, 0) + 1
-                if attempt == self.limits.max_retries:
-                    self.usage.failures += 1
-                    raise RequestFailed(reason, attempt + 1) from error
-                self.usage.retries += 1
-                await self._sleep(self._delay(error, attempt))
-                continue
-            except openai.APIStatusError as error:
-                self._refused = TeacherRefused(
-                    f"teacher {self.endpoint.model} at {self.endpoint.base_url} answered "
-                    f"{describe(error)}"
-                )
-                raise self._refused from error
-            self.cache.put(key, self.endpoint.model, response)
-            self._count(response)
-            return response
-        raise AssertionError("unreachable")
+        sending = asyncio.current_task()
+        try:
+            for attempt in range(self.limits.max_retries + 1):
+                async with self._concurrency.slot() as slot:
+                    if not may_send():
+                        raise NotSent()
+                    self._sending.add(sending)
+                    try:
+                        response = await self._attempt(body, estimate)
+                    except RETRIABLE as error:
+                        delay = self._failed(error, slot, attempt)
+                    else:
+                        self._concurrency.succeeded()
+                        self.cache.put(key, self.endpoint.model, response)
+                        self._count(response)
+                        return response
+                    finally:
+                        self._count_concurrency()
+                # Outside the slot: a request waiting to be retried leaves its place to others.
+                await self._sleep(delay)
+            raise AssertionError("unreachable")
+        finally:
+            self._sending.discard(sending)
 
-    def _response(self, completion: Any) -> CachedResponse:
-        if not getattr(completion, "choices", None):
-            raise MalformedBody("response has no choices")
-        choice = completion.choices[0]
-        content = choice.message.content if choice.message else None
-        if not isinstance(content, str):
-            raise MalformedBody("response choice has no message content")
-        usage = completion.usage
-        return CachedResponse(
-            content=content,
-            finish_reason=choice.finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
+    async def _attempt(self, body: dict[str, Any], estimate: int) -> CachedResponse:
+        if self._rpm:
+            await self._rpm.acquire()
+        if self._tpm:
+            await self._tpm.acquire(min(estimate, self.limits.tokens_per_minute))
+        if self._refused is not None:
+            raise self._refused
+        self.usage.requests += 1
+        try:
+            # `post` with a plain body skips the SDK's per-request TypedDict transform of
+            # the messages, two thirds of the client's CPU time for few-shot prompts
+            # (cProfile, tests/benchmarks/teacher_client.py); auth, error mapping and
+            # response parsing are the SDK's as with `create`.
+            completion = await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        except RETRIABLE:
+            raise
+        except openai.APIStatusError as error:
+            self._refused = TeacherRefused(
+                f"teacher {self.endpoint.model} at {self.endpoint.base_url} answered {describe(error)}"
+            )
+            raise self._refused from error
+        return CachedResponse.from_completion(completion)
+
+    def _failed(self, error: Exception, slot: Slot, attempt: int) -> float:
+        """Count a retriable failure; raise `RequestFailed` after the last attempt, else
+        return how long to wait before the next."""
+        if isinstance(error, OVERLOAD):
+            self._concurrency.overloaded(slot)
+        reason = describe(error)
+        kind = reason.split(":")[0]
+        self.usage.retry_reasons[kind] = self.usage.retry_reasons.get(kind, 0) + 1
+        if attempt == self.limits.max_retries:
+            self.usage.failures += 1
+            raise RequestFailed(reason, attempt + 1) from error
+        self.usage.retries += 1
+        return self._delay(error, attempt)
 
     def _delay(self, error: Exception, attempt: int) -> float:
         requested = retry_after_s(error)
@@ -312,9 +296,21 @@ class TeacherClient:
             + response.completion_tokens * self.limits.output_usd_per_million
         ) / 1e6
 
+    def _count_concurrency(self) -> None:
+        self.usage.concurrency_ceiling = self._concurrency.ceiling
+        self.usage.concurrency_limit = self._concurrency.limit
+        self.usage.concurrency_lowest = self._concurrency.lowest
+        self.usage.concurrency_cuts = self._concurrency.cuts
+        self.usage.concurrency_raises = self._concurrency.raises
+
     def abandon_in_flight(self) -> None:
         """After the stop grace, cancel the requests still in flight: an answer that
-        arrives within it is cached; one cut off is asked for again on the next run."""
+        arrives within it is cached; one cut off is asked for again on the next run.
+        Batch jobs are not waited for: they keep running at the endpoint, recorded in
+        the cache, and the next run polls them."""
+        if self._batch is not None:
+            self._batch.stop_polling()
+            return
         loop = asyncio.get_running_loop()
         for task in list(self._sending):
             loop.call_later(self.stop_grace_s, self._abandon, task)
@@ -325,11 +321,3 @@ class TeacherClient:
 
     async def close(self) -> None:
         await self._client.close()
-
-
-class NotSent(Exception):
-    """The request was withdrawn before it was sent."""
-
-
-class MalformedBody(Exception):
-    """A 200 response without a usable answer: a proxy or server fault worth a retry."""

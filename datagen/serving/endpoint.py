@@ -59,7 +59,10 @@ class EndpointConfig(BaseModel):
     structured_output: Literal["prompt", "json_schema"] = "prompt"
     sampling: SamplingParams = SamplingParams()
     price: Price = Price()
-    concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    concurrency: int = Field(
+        8, ge=1, description="the most requests in flight at once; fewer while the endpoint shows overload "
+        "(timeouts, 429, 5xx), found at run time (datagen/serving/adaptive_concurrency.py)",
+    )
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
     timeout_s: float = Field(300, gt=0, description="per request; CPU servers queue requests")
@@ -75,6 +78,12 @@ class EndpointConfig(BaseModel):
         "turns and max_tokens must fit; unset: the embedded model's own, else "
         f"{DEFAULT_CONTEXT_TOKENS} (see datagen/filters/prompt_length.py)",
     )
+    batch: bool = Field(
+        False, description="send the requests the cache lacks as batch jobs through the endpoint's Batch API "
+        "(OpenAI's: answers within 24 h at about half the price; give `price` at the batch rates); jobs are "
+        "recorded in the response cache, so a killed run resumes by polling them (datagen/serving/batch_jobs.py)",
+    )
+    poll_s: float = Field(60.0, gt=0, description="with batch: true, how often each job's status is read")
 
     @model_validator(mode="after")
     def _model_named_with_url(self) -> "EndpointConfig":
@@ -82,6 +91,9 @@ class EndpointConfig(BaseModel):
             raise ValueError("a teacher with a base_url must also name its model")
         if self.base_url is None and (self.model or self.api_key_env):
             raise ValueError("model and api_key_env apply only with a base_url")
+        if self.base_url is None and self.batch:
+            raise ValueError("batch applies only to an endpoint with a base_url whose server offers a Batch API; "
+                             "the embedded model has none")
         context = self.context_tokens or (DEFAULT_CONTEXT_TOKENS if self.base_url is not None else None)
         if context is not None and self.sampling.max_tokens >= context:
             raise ValueError(f"sampling.max_tokens {self.sampling.max_tokens} leaves no room for a prompt in a "
@@ -100,6 +112,8 @@ class EndpointConfig(BaseModel):
             input_usd_per_million=self.price.input_usd_per_million,
             output_usd_per_million=self.price.output_usd_per_million,
             stop_grace_s=self.stop_grace_s,
+            batch=self.batch,
+            poll_s=self.poll_s,
         )
 
 

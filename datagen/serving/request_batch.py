@@ -32,6 +32,9 @@ class Progress:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    # Requests the endpoints allow in flight now, and at most (adaptive_concurrency.py).
+    concurrency: int
+    concurrency_ceiling: int
 
     @classmethod
     def of(cls, clients: list[TeacherClient], done: int, total: int, failed: int) -> "Progress":
@@ -43,6 +46,8 @@ class Progress:
             prompt_tokens=sum(c.usage.prompt_tokens for c in clients),
             completion_tokens=sum(c.usage.completion_tokens for c in clients),
             cost_usd=sum(c.usage.cost_usd for c in clients),
+            concurrency=sum(c.usage.concurrency_limit for c in clients),
+            concurrency_ceiling=sum(c.usage.concurrency_ceiling for c in clients),
         )
 
 

@@ -9,6 +9,11 @@ issue #148 is the failure this avoids), and it never includes the API key.
 Each response is committed as soon as it arrives, so a crashed, killed or interrupted
 build keeps every response it already paid for, and the next run reads them back.
 WAL mode lets a reader (another build, an audit) see the cache while a build writes.
+
+Beside the responses it keeps the batch jobs submitted for an endpoint in batch mode
+(`batch_jobs.py`) and which requests each holds: a job is recorded as soon as the
+endpoint accepts it, before anyone waits for it, so a killed run's next run polls the
+same job instead of paying for its requests again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from datagen.foundation.hashing import canonical_json
+from datagen.serving.request_errors import MalformedBody
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -30,8 +36,26 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     created_at TEXT NOT NULL DEFAULT (datetime('now'))
-)
+);
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    job_id TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    status TEXT NOT NULL,       -- 'submitted' until its results are read, then the batch's last status
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE TABLE IF NOT EXISTS batch_job_requests (
+    job_id TEXT NOT NULL REFERENCES batch_jobs (job_id),
+    line INTEGER NOT NULL,      -- 1-based, as the Batch API numbers the input file's lines
+    key TEXT NOT NULL,
+    PRIMARY KEY (job_id, line)
+);
+CREATE INDEX IF NOT EXISTS batch_job_requests_by_key ON batch_job_requests (key);
 """
+
+# A recorded job whose results have not been read yet.
+SUBMITTED = "submitted"
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,23 @@ class CachedResponse:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+
+    @classmethod
+    def from_completion(cls, completion: Any) -> "CachedResponse":
+        """The answer in a chat completion; `MalformedBody` if it has none."""
+        if not getattr(completion, "choices", None):
+            raise MalformedBody("response has no choices")
+        choice = completion.choices[0]
+        content = choice.message.content if choice.message else None
+        if not isinstance(content, str):
+            raise MalformedBody("response choice has no message content")
+        usage = completion.usage
+        return cls(
+            content=content,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
 
 
 def request_key(
@@ -71,7 +112,7 @@ class ResponseCache:
         # few commits, which are then simply asked for again.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def get(self, key: str) -> CachedResponse | None:
         row = self._db.execute(
@@ -87,6 +128,39 @@ class ResponseCache:
             (key, model, response.content, response.finish_reason, response.prompt_tokens,
              response.completion_tokens),
         )
+
+    def record_batch_job(self, job_id: str, endpoint: str, model: str, input_file_id: str,
+                         keys: list[str]) -> None:
+        """A job the endpoint accepted, with its requests in input-file order, in one commit."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO batch_jobs (job_id, endpoint, model, input_file_id, status) VALUES (?, ?, ?, ?, ?)",
+                (job_id, endpoint, model, input_file_id, SUBMITTED),
+            )
+            self._db.executemany("INSERT INTO batch_job_requests (job_id, line, key) VALUES (?, ?, ?)",
+                                 [(job_id, line, key) for line, key in enumerate(keys, start=1)])
+
+    def submitted_batch_jobs(self, endpoint: str, model: str) -> dict[str, list[str]]:
+        """The endpoint's jobs whose results have not been read, each with its request keys
+        in input-file order, oldest job first."""
+        rows = self._db.execute(
+            "SELECT j.job_id, r.key FROM batch_jobs j JOIN batch_job_requests r USING (job_id) "
+            "WHERE j.endpoint = ? AND j.model = ? AND j.status = ? ORDER BY j.rowid, r.line",
+            (endpoint, model, SUBMITTED),
+        ).fetchall()
+        jobs: dict[str, list[str]] = {}
+        for job_id, key in rows:
+            jobs.setdefault(job_id, []).append(key)
+        return jobs
+
+    def batch_submissions(self, key: str) -> int:
+        """How many batch jobs have held this request: its attempts so far."""
+        return self._db.execute("SELECT COUNT(*) FROM batch_job_requests WHERE key = ?", (key,)).fetchone()[0]
+
+    def finish_batch_job(self, job_id: str, status: str) -> None:
+        """The job's results are read (into the responses, or as failures): never poll it again."""
+        self._db.execute("UPDATE batch_jobs SET status = ? WHERE job_id = ?", (status, job_id))
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
