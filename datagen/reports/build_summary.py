@@ -114,4 +114,4 @@ def _concurrency(usage: dict) -> str:
     if not usage["concurrency_cuts"]:
         return str(usage["concurrency_ceiling"])
     return (f"{usage['concurrency_ceiling']} → {usage['concurrency_lowest']} → {usage['concurrency_limit']} "
-            f"({usage['concurrency_cuts']} cuts, {usage['concurrency_raises']} raises)")
+            f"(cuts {usage['concurrency_cuts']}, raises {usage['concurrency_raises']})")
