@@ -147,3 +147,27 @@ def test_waiting_requests_get_slots_in_turn_under_the_reduced_limit():
         assert entered == ["a", "b", "c", "d"]
 
     asyncio.run(run())
+
+
+def test_a_request_cancelled_while_waiting_gives_up_its_turn():
+    """A refusal or a stop cancels requests still waiting for a slot; the turn they never
+    took passes to the next in line."""
+    async def run():
+        limiter = AdaptiveConcurrency(1)
+        release = asyncio.Event()
+        served = []
+
+        async def request(name: str):
+            async with limiter.slot():
+                served.append(name)
+                await release.wait()
+
+        holder, cancelled, next_in_line = (asyncio.create_task(request(name)) for name in ("a", "b", "c"))
+        await asyncio.sleep(0)
+        release.set()
+        cancelled.cancel()  # the holder leaves before the cancelled request hears of it
+        outcomes = await asyncio.gather(holder, cancelled, next_in_line, return_exceptions=True)
+        assert outcomes[0] is None and isinstance(outcomes[1], asyncio.CancelledError) and outcomes[2] is None
+        assert served == ["a", "c"] and not limiter._waiting and limiter._in_flight == 0
+
+    asyncio.run(run())

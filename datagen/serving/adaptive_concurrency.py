@@ -105,7 +105,7 @@ class AdaptiveConcurrency:
                 # The slot was handed over just as the waiter was cancelled: pass it on.
                 self._in_flight -= 1
                 self._wake()
-            else:
+            elif turn in self._waiting:  # `_wake` may have dropped the cancelled turn already
                 self._waiting.remove(turn)
             raise
 
