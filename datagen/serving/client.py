@@ -165,7 +165,9 @@ class TeacherClient:
         )
         self._concurrency = AdaptiveConcurrency(limits.concurrency)
         self._count_concurrency()
-        self._batch = BatchJobs(self._client, endpoint, limits, cache, self.usage, self._count) if limits.batch else None
+        self._batch = None
+        if limits.batch:
+            self._batch = BatchJobs(self._client, endpoint, limits, cache, self.usage, self._count)
         self._refused: TeacherRefused | None = None  # once refused, send nothing more
         # Requests from their first slot until they return: sent, waiting to retry or about to be.
         self._sending: set[asyncio.Task] = set()
