@@ -8,8 +8,10 @@ demo's teacher did on a loaded machine (issue 16). A real model cannot be made t
 saturate on cue and in seconds; this can.
 
 A request whose client disconnects is counted in `disconnects`; with
-`abort_on_disconnect` (vLLM's behaviour) it stops taking a share of the processor, else
-(as `transformers serve` seemed to) it runs to the end for nobody.
+`abort_on_disconnect` (vLLM's behaviour) it stops taking a share of the processor, else it
+runs to the end for nobody, as in `transformers serve`, which aborts a streamed request
+whose client left but not a plain one like crucible's (transformers 5.23,
+cli/serving/chat_completion.py).
 """
 
 from __future__ import annotations
