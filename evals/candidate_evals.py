@@ -24,6 +24,7 @@ from datagen.foundation.run_store import write_text_atomic
 from datagen.foundation.task import Task
 from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings
 from evals.eval_candidates import Candidate, GenerationConfig, candidate_outputs, target_chats
+from evals.eval_servers import EvalServers
 from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
 from gold.gold_root import LockedGoldSet
@@ -42,8 +43,9 @@ def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict
 
 
 def evaluate(candidate: Candidate, kind: Kind, gold: LockedGoldSet, task: Task, model_dir: Path,
-             config: GenerationConfig, folder: Path) -> tuple[list[dict], bool]:
-    """(per-row records, whether they were kept from an earlier run)."""
+             config: GenerationConfig, folder: Path, servers: EvalServers | None) -> tuple[list[dict], bool]:
+    """(per-row records, whether they were kept from an earlier run); `servers` serve the
+    models on the configured engine (None: in process)."""
     if kind == "target":
         chats = target_chats(task, candidate, [row["prompt"] for row in gold.rows])
         max_new_tokens, schema = config.target_max_new_tokens, task.answer_schema
@@ -55,7 +57,7 @@ def evaluate(candidate: Candidate, kind: Kind, gold: LockedGoldSet, task: Task, 
         return [json.loads(line) for line in rows_path.read_text().splitlines()], True
     started = time.monotonic()
     outputs = candidate_outputs(candidate, model_dir, chats, max_new_tokens=max_new_tokens, config=config,
-                                schema=schema)
+                                schema=schema, servers=servers)
     seconds = round(time.monotonic() - started, 1)
     if kind == "target":
         rows, summary = score_target_outputs(task, gold, outputs, config.seed)

@@ -8,26 +8,30 @@ endpoint, asked with one of three chats:
 - `task`: the full system prompt without shots;
 - `trained`: the chat the fine-tune was trained on (`Task.trained_system_prompt`).
 
-`constrained`: decode under the answer schema's grammar (`evals/constrained_decoding.py`).
+`constrained`: decode under the answer schema's grammar: the engine's JSON-schema
+structured output (xgrammar inside vLLM), or in process `evals/constrained_decoding.py`'s
+logits processor (the same xgrammar).
+
+Every model is asked through a serving engine (`evals/eval_servers.py`, vLLM by default)
+with the client every stage uses; `engine: in_process` generates with transformers here
+instead, for tiny test models whose generation costs less than a server's start.
 
 Regression rows are asked the same way for every candidate: a bare user turn.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from datagen.serving.embedded_model import cache_dir
-from datagen.serving.endpoint import EndpointConfig, resolve_endpoint
+from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.greedy_answers import over_api
 from datagen.serving.in_process import generate_in_process
-from datagen.serving.request_batch import complete_chats
-from datagen.serving.response_cache import ResponseCache
-from evals.constrained_decoding import schema_logits_processor
+from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings, schema_logits_processor
+from evals.eval_servers import EvalServers
 
 PromptStyle = Literal["few_shot", "task", "trained"]
 
@@ -39,8 +43,22 @@ class GenerationConfig(BaseModel):
 
     target_max_new_tokens: int = Field(128, gt=0, description="demo gold answers are 66 tokens on average, 90 at most")
     regression_max_new_tokens: int = Field(48, gt=0, description="regression answers are a word to a sentence")
-    batch_size: int = Field(64, gt=0, description="rows per generate call; larger is faster on CPU, until memory")
+    engine: Literal["vllm", "transformers", "in_process"] = Field(
+        "vllm", description="what serves the base model and the adapters: vLLM (evals/eval_servers.py), "
+        "`transformers serve`, or transformers in this process (no server: for tiny models in tests, where a "
+        "server's start costs more than the generation)")
+    adapters: Literal["merged", "lora"] = Field(
+        "merged", description="merged: each adapter merged into the base and served alone (fastest on CPU); "
+        "lora: all adapters by name on one vLLM server (the normal path on a GPU)")
+    concurrency: int = Field(64, gt=0, description="requests in flight to the engine, which batches them")
+    batch_size: int = Field(64, gt=0, description="in_process: rows per generate call; larger is faster on CPU")
     seed: int = Field(0, description="the API's sampling seed and the bootstrap's")
+
+    @model_validator(mode="after")
+    def _lora_needs_vllm(self) -> "GenerationConfig":
+        if self.adapters == "lora" and self.engine != "vllm":
+            raise ValueError("adapters: lora serves adapters by name, which only the vllm engine does")
+        return self
 
 
 @dataclass(frozen=True)
@@ -64,23 +82,27 @@ def target_chats(task, candidate: Candidate, prompts: list[str]) -> list[list[di
             for prompt in prompts]
 
 
+def json_schema_format(schema: type[BaseModel]) -> dict:
+    """The answer schema as an OpenAI `response_format`, its free-text strings bounded
+    (`constrained_decoding.bounded_strings`): the engine's structured output (xgrammar in
+    vLLM) holds a constrained candidate to it."""
+    return {"type": "json_schema", "json_schema": {
+        "name": "answer", "strict": True, "schema": bounded_strings(schema.model_json_schema(), MAX_STRING_CHARS)}}
+
+
 def candidate_outputs(candidate: Candidate, model_dir: Path, chats: list[list[dict]], *, max_new_tokens: int,
-                      config: GenerationConfig, schema: type[BaseModel] | None = None) -> list[str]:
-    """`schema`: the grammar to hold a constrained candidate to (target rows only)."""
+                      config: GenerationConfig, schema: type[BaseModel] | None = None,
+                      servers: EvalServers | None = None) -> list[str]:
+    """`schema`: the grammar to hold a constrained candidate to (target rows only);
+    `servers`: where the engine serves the base model and adapters (None: in process)."""
+    constrained = schema if candidate.constrained and schema else None
     if candidate.endpoint is not None:
-        return answers_over_api(candidate.endpoint, chats, max_new_tokens=max_new_tokens, seed=config.seed)
-    processor = schema_logits_processor(model_dir, schema) if candidate.constrained and schema else None
-    return generate_in_process(model_dir, chats, adapter=candidate.adapter, max_new_tokens=max_new_tokens,
-                               batch_size=config.batch_size, logits_processor=processor)
-
-
-def answers_over_api(config: EndpointConfig, chats: list[list[dict]], *, max_new_tokens: int, seed: int) -> list[str]:
-    """Greedy answers from a server, through the client every stage uses (concurrent,
-    retried, cached: an interrupted eval resumes without asking again)."""
-    endpoint = resolve_endpoint(config, config.base_url, config.model, config.base_url)
-    sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": max_new_tokens, "seed": seed}
-    cache = ResponseCache(cache_dir() / "responses.sqlite")
-    try:
-        return [answer.content.strip() for answer in asyncio.run(complete_chats(endpoint, config, chats, sampling, cache))]
-    finally:
-        cache.close()
+        return over_api(candidate.endpoint, chats, max_new_tokens=max_new_tokens, seed=config.seed)
+    if config.engine == "in_process":
+        processor = schema_logits_processor(model_dir, constrained) if constrained else None
+        return generate_in_process(model_dir, chats, adapter=candidate.adapter, max_new_tokens=max_new_tokens,
+                                   batch_size=config.batch_size, logits_processor=processor)
+    base_url, model, identity = servers.endpoint(candidate.adapter)
+    served = EndpointConfig(base_url=base_url, model=model, concurrency=config.concurrency)
+    return over_api(served, chats, max_new_tokens=max_new_tokens, seed=config.seed, identity=identity,
+                    response_format=json_schema_format(constrained) if constrained else None)

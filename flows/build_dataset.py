@@ -62,7 +62,7 @@ from datagen.reports.curation_report import curation_html, curation_markdown, cu
 from datagen.serving.client import TeacherError
 from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.model_servers import ModelServers
-from datagen.serving.transformers_server import ModelServerError
+from datagen.serving.server_processes import ModelServerError
 from datagen.teacher.distill import DistillConfig
 from evals.contamination.audit_inputs import record_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate

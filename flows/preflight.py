@@ -23,6 +23,7 @@ set, prompts, generation settings) and re-used on a re-run only while that still
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -43,6 +44,7 @@ from evals.candidate_evals import Kind, evaluate
 from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
 from evals.contamination.gate import ContaminationError
 from evals.eval_candidates import Candidate, GenerationConfig
+from evals.eval_servers import EvalServers
 from evals.preflight_report import write_report
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
@@ -115,11 +117,11 @@ def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, fold
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{candidate.name}-{kind}")
 def evaluate_candidate(generation: GenerationConfig, candidate: Candidate, kind: Kind, gold: LockedGoldSet,
-                       model_dir: Path, task_path: str, out: Path) -> list[dict]:
+                       model_dir: Path, task_path: str, out: Path, servers: EvalServers | None) -> list[dict]:
     """One candidate on one gold set; per-row records, kept in `<out>/evals/<candidate>/<kind>.jsonl`."""
     started = time.monotonic()
     rows, kept = evaluate(candidate, kind, gold, import_task(task_path), model_dir, generation,
-                          out / "evals" / candidate.folder)
+                          out / "evals" / candidate.folder, servers)
     how = "kept from an earlier run (same fingerprint)" if kept else f"{time.monotonic() - started:.0f} s"
     get_run_logger().info("%s on %s: %d rows, %s", candidate.name, gold.name, len(rows), how)
     return rows
@@ -182,14 +184,19 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
     model_dir = pilot.base_model or embedded_model_dir()
     found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
     scores = []
-    for candidate in found:
-        target_rows = evaluate_candidate(recipe.generation, candidate, "target", gold[0], model_dir, pilot.task, out)
-        if candidate.role == "fine-tune" or candidate.name == BASE:
-            regression_rows = evaluate_candidate(recipe.generation, candidate, "regression", gold[1], model_dir,
-                                                 pilot.task, out)
-        else:
-            regression_rows = None  # a decoding constraint or another model: not the weights under test
-        scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
+    with contextlib.ExitStack() as stack:
+        servers = None if recipe.generation.engine == "in_process" else stack.enter_context(EvalServers(
+            recipe.generation.engine, model_dir, out / "logs", recipe.generation.adapters,
+            {candidate.folder: candidate.adapter for candidate in found if candidate.adapter is not None}))
+        for candidate in found:
+            target_rows = evaluate_candidate(recipe.generation, candidate, "target", gold[0], model_dir, pilot.task,
+                                             out, servers)
+            if candidate.role == "fine-tune" or candidate.name == BASE:
+                regression_rows = evaluate_candidate(recipe.generation, candidate, "regression", gold[1], model_dir,
+                                                     pilot.task, out, servers)
+            else:
+                regression_rows = None  # a decoding constraint or another model: not the weights under test
+            scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
     verdicts = report(recipe.metric, recipe.regression_tolerance, recipe.generation.seed, found, scores, pilot.task,
                       gold, training, out)
     summary = {"out": str(out), "report": str(out / "report.html"), "verdicts": verdicts,

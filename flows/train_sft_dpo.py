@@ -42,13 +42,14 @@ from datagen.foundation.export_layout import DPO_FILE, SFT_FILE
 from datagen.foundation.hashing import canonical_json, file_sha256
 from datagen.foundation.run_store import write_text_atomic
 from datagen.foundation.task import import_task
+from datagen.serving.merged_model import merge_adapter
 from evals.contamination.audit_inputs import row_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from gold.gold_root import GoldSetError, LockedGoldSet
 from train.ablations import read_export_rows
-from train.base_model import merge_adapter, model_hash
+from train.base_model import model_hash
 from train.dpo import DPOStageConfig, run_dpo
 from train.loss_curves import plot_log_history
 from train.replay_mix import ReplayConfig, replay_rows
@@ -184,7 +185,7 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
     chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
     replay_record = None
     if recipe.replay:
-        extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir)
+        extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir, out / "logs")
         chats = chats + extra
     chats, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, pairs, out)
     sft = train_sft(recipe.sft, recipe.quantization, model_dir, chats, out)

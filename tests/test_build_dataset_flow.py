@@ -16,7 +16,8 @@ import pytest
 from datagen.generation.imports import ImportConfig
 from datagen.generation.self_instruct import SelfInstructConfig
 from datagen.serving.client import TeacherError
-from datagen.serving.transformers_server import ModelServerError, free_loopback_port, serve_model, served_model_name
+from datagen.serving.transformers_server import serve_model, served_model_name
+from datagen.serving.server_processes import ModelServerError, free_loopback_port
 from datagen.tasks.support_triage import TASK
 from evals.contamination.gate import ContaminationError
 from flows.build_dataset import BuildDatasetRecipe, build_dataset
@@ -233,8 +234,9 @@ def test_real_transformers_serve_answers_are_all_accounted_for(tmp_path, tiny_mo
     assert rejects["detail"].null_count() == 0
 
 
-def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
-    """The demo's own path: base_url null serves SmolLM2-135M-Instruct for the run."""
+@pytest.mark.slow
+def test_the_embedded_teacher_answers_through_vllm(tmp_path):
+    """The demo's own path: base_url null serves SmolLM2-135M-Instruct with vLLM for the run."""
     build = BuildDatasetRecipe.model_validate(
         {
             "task": "datagen.tasks.support_triage:TASK",
@@ -255,8 +257,9 @@ def test_the_embedded_teacher_answers_through_the_openai_path(tmp_path):
     parsed = [r for r in answers["response"] if r.strip().startswith("{")]
     assert len(parsed) >= 2, answers["response"].to_list()
     assert set(answers["teacher"].struct.field("model")) == {"SmolLM2-135M-Instruct"}
-    assert set(answers["teacher"].struct.field("base_url")) == {"embedded:SmolLM2-135M-Instruct@v1"}
-    assert (Path(summary["run_dir"]) / "logs" / "teacher-server.log").exists()
+    assert set(answers["teacher"].struct.field("base_url")) == {"embedded:SmolLM2-135M-Instruct@v1:vllm"}
+    log = (Path(summary["run_dir"]) / "logs" / "vllm-server.log").read_text(errors="replace")
+    assert "vllm.entrypoints.openai" in log or "Starting vLLM server" in log, log[-2000:]
 
 
 def test_an_unreachable_teacher_fails_with_a_clear_message_and_writes_nothing(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.greedy_answers import over_api
 from datagen.serving.in_process import generate_in_process
-from evals.eval_candidates import answers_over_api
 from tests.scripted_teacher import ScriptedTeacher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,9 +36,9 @@ def test_over_the_api_every_prompt_is_asked_once_at_temperature_0_with_a_seed(tm
     monkeypatch.setenv("CRUCIBLE_CACHE", str(tmp_path / "cache"))
     with ScriptedTeacher(lambda prompt, k: f"answer to {prompt[:8]}") as server:
         endpoint = EndpointConfig(base_url=server.base_url, model="scripted")
-        outputs = answers_over_api(endpoint, CHATS, seed=7, max_new_tokens=32)
+        outputs = over_api(endpoint, CHATS, seed=7, max_new_tokens=32)
         # Through the teacher's client: a second ask is answered from the cache.
-        assert answers_over_api(endpoint, CHATS, seed=7, max_new_tokens=32) == outputs
+        assert over_api(endpoint, CHATS, seed=7, max_new_tokens=32) == outputs
     assert outputs == [f"answer to Ticket {i}" for i in range(5)]
     assert [(r["temperature"], r["seed"], r["max_tokens"]) for r in server.requests] == [(0, 7, 32)] * 5
 

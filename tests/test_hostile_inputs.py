@@ -142,7 +142,7 @@ def test_ctrl_c_with_the_embedded_teacher_answering_stops_its_server_too(tmp_pat
         "teachers: [{concurrency: 4, sampling: {max_tokens: 96}}]}\n"
     )
     def answering() -> bool:
-        logs = list((tmp_path / "runs").glob("*/logs/teacher-server.log"))
+        logs = list((tmp_path / "runs").glob("*/logs/vllm-server.log"))
         return bool(logs) and "POST /v1/chat/completions" in logs[0].read_text(errors="replace")
 
     code, stderr, seconds, descendants = stop_while_answering(

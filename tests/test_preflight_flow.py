@@ -38,7 +38,8 @@ def write_recipes(tmp_path: Path, tiny_model: Path, gold_root: Path) -> Path:
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
     recipe = {"train_recipe": str(tmp_path / "train.yaml"),
               "out": str(tmp_path / "preflight"),
-              "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4},
+              "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4,
+                             "engine": "in_process"},
               "ablations": [{"name": "no-dpo", "description": "without DPO", "dpo": False},
                             {"name": "half", "description": "half the SFT rows", "sft_share": 0.5, "dpo": False}]}
     (tmp_path / "preflight.yaml").write_text(yaml.safe_dump(recipe))

@@ -95,14 +95,3 @@ def session_throughput(history: list[dict], resumed_from: str | None) -> dict:
     seconds = history[-1].get("train_runtime") if history else None
     return {"train_seconds": seconds, "train_tokens": tokens,
             "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens else None}
-
-
-def merge_adapter(model_dir: Path, adapter: Path, target: Path) -> Path:
-    """Base plus adapter as one plain checkpoint, for serving without peft."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(adapter)).merge_and_unload()
-    merged.save_pretrained(target)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
-    return target

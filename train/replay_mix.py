@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datagen.foundation.hashing import content_id, file_sha256
 from datagen.foundation.row_files import read_objects
-from datagen.serving.in_process import generate_in_process
+from datagen.serving.greedy_answers import Engine, from_model
 
 
 class ReplayConfig(BaseModel):
@@ -34,14 +34,16 @@ class ReplayConfig(BaseModel):
     file: Path
     share: float = Field(0.1, gt=0, lt=1)
     max_new_tokens: int = Field(128, ge=1, description="for base_answers")
+    engine: Engine = Field("vllm", description="for base_answers: what serves the base model for its answers "
+                           "(datagen/serving/greedy_answers.py)")
 
 
 def replay_count(config: ReplayConfig, task_rows: int) -> int:
     return round(task_rows * config.share / (1 - config.share))
 
 
-def replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path) -> tuple[list[dict], dict]:
-    """(chats to add, what to record in the manifest)."""
+def replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path, log_dir: Path) -> tuple[list[dict], dict]:
+    """(chats to add, what to record in the manifest); the engine's log in `log_dir`."""
     wanted = replay_count(config, task_rows)
     if config.source == "file":
         rows = read_objects(config.file, ("messages",), "a replay row")[:wanted]
@@ -51,7 +53,8 @@ def replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path) -> tuple[
         prompts = [row["prompt"] for row in read_objects(config.file, ("prompt",), "a replay row")[:wanted]]
         # The base model's own greedy answers: replay keeps what it already does.
         asked = [[{"role": "user", "content": prompt}] for prompt in prompts]
-        answers = generate_in_process(model_dir, asked, max_new_tokens=config.max_new_tokens)
+        answers = from_model(model_dir, asked, engine=config.engine, max_new_tokens=config.max_new_tokens,
+                             log_path=Path(log_dir) / f"replay-{config.engine}.log")
         chats = [{"id": content_id("replay", prompt), "messages": chat + [{"role": "assistant", "content": answer}]}
                  for prompt, chat, answer in zip(prompts, asked, answers)]
     record = {"source": config.source, "file": str(config.file), "file_sha256": file_sha256(config.file),

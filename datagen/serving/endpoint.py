@@ -4,7 +4,7 @@ Every model crucible asks, a teacher, the base student, the judge or a model und
 evaluation, is configured by one `EndpointConfig`: `base_url` and `model` for a server
 someone else runs (OpenAI, a vLLM, SGLang or llama.cpp server), or `base_url: null` for
 the embedded SmolLM2-135M-Instruct, which crucible serves on loopback for the length of
-a run (`model_servers.py`). `api_key_env` names the environment variable that holds the
+a run (`model_servers.py`) with the `engine` chosen: vLLM by default. `api_key_env` names the environment variable that holds the
 key; the key itself is never in a recipe, a row or the cache.
 """
 
@@ -55,6 +55,10 @@ class EndpointConfig(BaseModel):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    engine: Literal["vllm", "transformers"] = Field(
+        "vllm", description="with base_url null, the engine crucible serves the embedded model with: vLLM "
+        "(datagen/serving/vllm_server.py), or `transformers serve` as the fallback",
+    )
     weight: float = Field(1.0, gt=0, description="share of prompts sent to this teacher")
     structured_output: Literal["prompt", "json_schema"] = "prompt"
     sampling: SamplingParams = SamplingParams()

@@ -14,6 +14,7 @@ command leaves a server behind.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -22,13 +23,17 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 _running: set[subprocess.Popen] = set()
 
 
 class ServerNotHealthy(RuntimeError):
     """The server exited or did not answer its health check in time; the text says which."""
+
+
+class ModelServerError(RuntimeError):
+    """A model server crucible started would not start, or died; the text names its log."""
 
 
 def free_loopback_port() -> int:
@@ -93,3 +98,35 @@ def stop_all_servers() -> None:
         _signal_group(process, signal.SIGKILL)
         process.wait()
         _running.discard(process)
+
+
+def log_tail(log_path: Path, lines: int = 15) -> str:
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serving(command: list[str], *, port: int, log_path: Path, what: str, startup_timeout_s: float,
+            stop_grace_s: float, cwd: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run an OpenAI-compatible server on 127.0.0.1:`port` for the length of the block and
+    yield its `/v1` URL: in its own session, its output in `log_path`, healthy within
+    `startup_timeout_s` or a `ModelServerError` naming the log; stopped on every way out.
+    `what` names the server in errors ("vLLM for <model>")."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = start_server(command, output=log, cwd=cwd, env=env)
+    try:
+        try:
+            wait_until_healthy(process, f"http://127.0.0.1:{port}/health", startup_timeout_s)
+        except ServerNotHealthy as problem:
+            raise ModelServerError(f"{what} {problem}; see its log {log_path}:\n{log_tail(log_path)}") from None
+        try:
+            yield f"http://127.0.0.1:{port}/v1"
+        except Exception as error:
+            # Requests to a dead server fail as connection errors; name the real cause.
+            if process.poll() is not None:
+                raise ModelServerError(f"{what} died (exit code {process.returncode}) while serving; see its log "
+                                       f"{log_path}:\n{log_tail(log_path)}") from error
+            raise
+    finally:
+        stop_server(process, stop_grace_s)

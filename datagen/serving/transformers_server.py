@@ -12,29 +12,12 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from datagen.serving.server_processes import (
-    ServerNotHealthy,
-    free_loopback_port,
-    start_server,
-    stop_server,
-    wait_until_healthy,
-)
-
-__all__ = ["ModelServerError", "free_loopback_port", "serve_model", "served_model_name"]
+from datagen.serving.server_processes import free_loopback_port, serving
 
 # Nothing in a model server is worth waiting for once the build stops: what was answered
 # is in the response cache. Busy with a batch, `transformers serve` can take far longer
 # than this to honour SIGTERM.
 STOP_GRACE_S = 3.0
-
-
-class ModelServerError(RuntimeError):
-    pass
-
-
-def _log_tail(log_path: Path, lines: int = 15) -> str:
-    text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def served_model_name(model_dir: Path) -> str:
@@ -75,27 +58,7 @@ def serve_model(
             "--continuous-batching", "--cb-block-size", str(block),
             "--cb-num-blocks", str(-(-kv_cache_tokens // block)), "--cb-max-batch-tokens", "4096",
         ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        # Its own session: a Ctrl-C in the terminal goes to the build alone, which stops
-        # the server itself (datagen/serving/server_processes.py).
-        process = start_server(command, output=log, cwd=Path(model_dir).resolve().parent)
-    try:
-        try:
-            wait_until_healthy(process, f"http://127.0.0.1:{port}/health", startup_timeout_s)
-        except ServerNotHealthy as problem:
-            raise ModelServerError(
-                f"model server for {model_dir} {problem}; see its log {log_path}:\n{_log_tail(log_path)}"
-            ) from None
-        try:
-            yield f"http://127.0.0.1:{port}/v1"
-        except Exception as error:
-            # Requests to a dead server fail as connection errors; name the real cause.
-            if process.poll() is not None:
-                raise ModelServerError(
-                    f"model server for {model_dir} died (exit code {process.returncode}) while "
-                    f"serving; see its log {log_path}:\n{_log_tail(log_path)}"
-                ) from error
-            raise
-    finally:
-        stop_server(process, STOP_GRACE_S)
+    with serving(command, port=port, log_path=log_path, what=f"model server for {model_dir}",
+                 startup_timeout_s=startup_timeout_s, stop_grace_s=STOP_GRACE_S,
+                 cwd=Path(model_dir).resolve().parent) as base_url:
+        yield base_url

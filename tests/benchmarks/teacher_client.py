@@ -30,7 +30,7 @@ import openai
 from datagen.foundation.records import Example
 from datagen.serving.client import Endpoint
 from datagen.serving.response_cache import ResponseCache
-from datagen.serving.transformers_server import free_loopback_port
+from datagen.serving.server_processes import free_loopback_port
 from datagen.tasks.support_triage import TASK
 from datagen.teacher.distill import DistillConfig, answer_prompts
 

@@ -1,0 +1,70 @@
+"""Serve a local model with vLLM's OpenAI-compatible server, for the length of a block.
+
+vLLM lives in an environment of its own (`.venv-vllm`, made by `make install`: it pins
+transformers and fastapi versions crucible cannot use), so the server is that
+environment's Python running `vllm.entrypoints.openai.api_server`, started like every
+server crucible owns (`server_processes.serving`: own session, log file, bounded health
+wait, stopped on every exit). `$CRUCIBLE_VLLM_PYTHON` points at another vLLM install.
+
+Settings, and why:
+- `dtype` float32 by default: vLLM downcasts fp32 checkpoints to bf16 on its own, and the
+  evals compare engines against training-time (fp32) generation row by row;
+- the KV cache is bounded (`VLLM_CPU_KVCACHE_SPACE` on CPU, in GiB): left alone it sizes
+  itself to the machine, and crucible may run it beside training or a second server;
+- prefix caching is on (vLLM's default): every request of a task shares the system
+  prompt and few-shot turns, 550 of about 600 prompt tokens in the demo;
+- LoRA modules are served by name when given (`lora_modules`), the normal path on a GPU;
+  on this CPU vLLM's LoRA path measured 3-5x slower than the base model, so there the
+  evals serve a merged checkpoint instead (`evals/eval_candidates.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from datagen.serving.server_processes import ModelServerError, free_loopback_port, serving
+
+VLLM_VENV = Path(__file__).resolve().parents[2] / ".venv-vllm"
+# vLLM finishes or aborts what it is doing within a second or two of SIGTERM; what was
+# answered is in the response cache already.
+STOP_GRACE_S = 5.0
+# A first start compiles the model's graphs (about 80 s here; cached afterwards in
+# ~/.cache/vllm), on a loaded 2-core machine more: generous, since a slow start is not a
+# failure.
+STARTUP_TIMEOUT_S = 600.0
+
+
+def vllm_python() -> Path:
+    configured = os.environ.get("CRUCIBLE_VLLM_PYTHON")
+    python = Path(configured) if configured else VLLM_VENV / "bin" / "python"
+    if not python.is_file():
+        raise ModelServerError(f"vLLM is not installed at {python}: run `make install`, which creates "
+                               f"{VLLM_VENV.name}/ (or set CRUCIBLE_VLLM_PYTHON to a Python that has vllm)")
+    return python
+
+
+@contextlib.contextmanager
+def serve_model(model_dir: Path, log_path: Path, *, served_name: str | None = None, dtype: str = "float32",
+                kv_cache_gib: int = 2, max_model_len: int = 8192, lora_modules: dict[str, Path] | None = None,
+                max_lora_rank: int = 16, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[str]:
+    """vLLM serving `model_dir` (as `served_name`, default the folder's name) on
+    127.0.0.1 for the duration of the block; yields its /v1 URL."""
+    port = free_loopback_port()
+    model_dir = Path(model_dir).resolve()
+    command = [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+               "--served-model-name", served_name or model_dir.name, "--host", "127.0.0.1", "--port", str(port),
+               "--dtype", dtype, "--max-model-len", str(max_model_len),
+               # Requests always carry their sampling settings; the model's own
+               # generation_config must not change what "temperature 0" means.
+               "--generation-config", "vllm"]
+    if lora_modules:
+        command += ["--enable-lora", "--max-lora-rank", str(max_lora_rank), "--lora-modules",
+                    *(f"{name}={Path(path).resolve()}" for name, path in lora_modules.items())]
+    env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "VLLM_NO_USAGE_STATS": "1",
+                        "DO_NOT_TRACK": "1"}
+    with serving(command, port=port, log_path=log_path, what=f"vLLM for {model_dir}",
+                 startup_timeout_s=startup_timeout_s, stop_grace_s=STOP_GRACE_S, env=env) as base_url:
+        yield base_url
