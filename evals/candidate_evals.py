@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from datagen.foundation.hashing import canonical_json, file_sha256
 from datagen.foundation.run_store import write_text_atomic
 from datagen.foundation.task import Task
+from datagen.serving.adapter_servers import AdapterServers
 from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings
 from evals.eval_candidates import Candidate, GenerationConfig, candidate_outputs, target_chats
-from evals.eval_servers import EvalServers
 from evals.regression_eval import regression_chats, score_regression_outputs
 from evals.target_eval import score_target_outputs
 from gold.gold_root import LockedGoldSet
@@ -43,7 +43,7 @@ def fingerprint(candidate: Candidate, gold: LockedGoldSet, chats: list[list[dict
 
 
 def evaluate(candidate: Candidate, kind: Kind, gold: LockedGoldSet, task: Task, model_dir: Path,
-             config: GenerationConfig, folder: Path, servers: EvalServers | None) -> tuple[list[dict], bool]:
+             config: GenerationConfig, folder: Path, servers: AdapterServers | None) -> tuple[list[dict], bool]:
     """(per-row records, whether they were kept from an earlier run); `servers` serve the
     models on the configured engine (None: in process)."""
     if kind == "target":

@@ -12,7 +12,7 @@ endpoint, asked with one of three chats:
 structured output (xgrammar inside vLLM), or in process `evals/constrained_decoding.py`'s
 logits processor (the same xgrammar).
 
-Every model is asked through a serving engine (`evals/eval_servers.py`, vLLM by default)
+Every model is asked through a serving engine (`datagen/serving/adapter_servers.py`, vLLM by default)
 with the client every stage uses; `engine: in_process` generates with transformers here
 instead, for tiny test models whose generation costs less than a server's start.
 
@@ -27,11 +27,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.greedy_answers import over_api
 from datagen.serving.in_process import generate_in_process
 from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings, schema_logits_processor
-from evals.eval_servers import EvalServers
 
 PromptStyle = Literal["few_shot", "task", "trained"]
 
@@ -44,7 +44,7 @@ class GenerationConfig(BaseModel):
     target_max_new_tokens: int = Field(128, gt=0, description="demo gold answers are 66 tokens on average, 90 at most")
     regression_max_new_tokens: int = Field(48, gt=0, description="regression answers are a word to a sentence")
     engine: Literal["vllm", "transformers", "in_process"] = Field(
-        "vllm", description="what serves the base model and the adapters: vLLM (evals/eval_servers.py), "
+        "vllm", description="what serves the base model and the adapters: vLLM (datagen/serving/adapter_servers.py), "
         "`transformers serve`, or transformers in this process (no server: for tiny models in tests, where a "
         "server's start costs more than the generation)")
     adapters: Literal["merged", "lora"] = Field(
@@ -92,7 +92,7 @@ def json_schema_format(schema: type[BaseModel]) -> dict:
 
 def candidate_outputs(candidate: Candidate, model_dir: Path, chats: list[list[dict]], *, max_new_tokens: int,
                       config: GenerationConfig, schema: type[BaseModel] | None = None,
-                      servers: EvalServers | None = None) -> list[str]:
+                      servers: AdapterServers | None = None) -> list[str]:
     """`schema`: the grammar to hold a constrained candidate to (target rows only);
     `servers`: where the engine serves the base model and adapters (None: in process)."""
     constrained = schema if candidate.constrained and schema else None

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datagen.foundation.run_store import write_text_atomic
 from datagen.foundation.task import import_task
+from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import TeacherError
 from datagen.serving.embedded_model import embedded_model_dir
 from datagen.serving.endpoint import EndpointConfig
@@ -44,7 +45,6 @@ from evals.candidate_evals import Kind, evaluate
 from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candidates
 from evals.contamination.gate import ContaminationError
 from evals.eval_candidates import Candidate, GenerationConfig
-from evals.eval_servers import EvalServers
 from evals.preflight_report import write_report
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
@@ -117,7 +117,7 @@ def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, fold
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{candidate.name}-{kind}")
 def evaluate_candidate(generation: GenerationConfig, candidate: Candidate, kind: Kind, gold: LockedGoldSet,
-                       model_dir: Path, task_path: str, out: Path, servers: EvalServers | None) -> list[dict]:
+                       model_dir: Path, task_path: str, out: Path, servers: AdapterServers | None) -> list[dict]:
     """One candidate on one gold set; per-row records, kept in `<out>/evals/<candidate>/<kind>.jsonl`."""
     started = time.monotonic()
     rows, kept = evaluate(candidate, kind, gold, import_task(task_path), model_dir, generation,
@@ -185,7 +185,7 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
     found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
     scores = []
     with contextlib.ExitStack() as stack:
-        servers = None if recipe.generation.engine == "in_process" else stack.enter_context(EvalServers(
+        servers = None if recipe.generation.engine == "in_process" else stack.enter_context(AdapterServers(
             recipe.generation.engine, model_dir, out / "logs", recipe.generation.adapters,
             {candidate.folder: candidate.adapter for candidate in found if candidate.adapter is not None}))
         for candidate in found:

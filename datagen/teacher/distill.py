@@ -118,13 +118,15 @@ async def answer_prompts(
     on_progress: Callable[[Progress], None] = lambda progress: None,
     should_stop: Callable[[], str | None] = lambda: None,
     few_shot: bool = True,
+    trained: bool = False,
     source: str = SOURCE,
 ) -> DistillResult:
     """Answer every prompt `samples_per_prompt` times with the teachers in `config`.
 
     `endpoints[i]` is where `config.teachers[i]` is reached. `should_stop` returns a
     reason (e.g. "SIGINT") to stop; the budget is checked here. A student is asked as it
-    will be after training, without the few-shot turns (`few_shot=False`).
+    will be after training, without the few-shot turns (`few_shot=False`); a trained
+    model with the chat it was trained on (`trained=True`).
     """
     clients = [
         TeacherClient(endpoint, teacher.limits(), cache)
@@ -146,7 +148,7 @@ async def answer_prompts(
         teacher, client = config.teachers[index], clients[index]
         sampling = teacher.sampling.model_dump()
         sampling["seed"] = request_seed(teacher.sampling.seed, prompt.id, sample_index)
-        messages = task.messages(prompt.prompt, few_shot=few_shot)
+        messages = task.messages(prompt.prompt, few_shot=few_shot, trained=trained)
         try:
             response = await client.ask(messages, sampling, sample_index, response_formats[index],
                                         may_send=lambda: not stop())

@@ -1,11 +1,10 @@
-"""Serving the models a preflight evaluates, one at a time, on the configured engine.
+"""Serving a base model and its LoRA adapters, one model at a time, on an engine.
 
-A candidate is the base model (few-shot, or held to the answer schema by the engine's
-structured output) or the base plus a LoRA adapter. `EvalServers` answers "where do I
-send this candidate's requests?": it starts the engine for the model the candidate needs
-and keeps it while the next candidate needs the same model (the base model serves every
-baseline, a fine-tune's target and regression evals share its server), stopping the
-previous one first, so one model server at a time holds memory.
+The preflight's candidates and on-policy sampling ask "where do I send requests for the
+base model, or for base plus this adapter?". `AdapterServers` starts the engine for the
+model asked for and keeps it while the next question needs the same model (the base model
+serves every baseline, a fine-tune's target and regression evals share its server),
+stopping the previous one first, so one model server at a time holds memory.
 
 Adapters, by `GenerationConfig.adapters`:
 - `merged` (the default on CPU): base and adapter merged into one plain checkpoint
@@ -36,7 +35,7 @@ def adapter_digest(adapter: Path) -> str:
     return file_sha256(Path(adapter) / "adapter_model.safetensors")
 
 
-class EvalServers:
+class AdapterServers:
     """Where each candidate's model is served; close it (a context manager) to stop all."""
 
     def __init__(self, engine: str, base_model: Path, log_dir: Path, adapters_mode: str,
@@ -47,7 +46,7 @@ class EvalServers:
         self._serving: tuple[str, str] | None = None  # (what the server holds, its base URL)
         self._merged_root = Path(tempfile.mkdtemp(prefix="crucible-merged-"))
 
-    def __enter__(self) -> "EvalServers":
+    def __enter__(self) -> "AdapterServers":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,66 @@
+"""On-policy samples: k answers per prompt from the model being trained (the base, or base
+plus an adapter), at a temperature and a seed, through the serving engine.
+
+What a policy writes itself is what preference pairs built on-policy need (RLHFlow's
+online iterative DPO, SimPO's on-policy data): its plausible wrong answers, not a
+teacher's. The samples are asked like teacher answers (`distill.answer_prompts`): cached
+by request, so an interrupted run resumes and a re-run pays nothing, with a seed per
+(prompt, sample). The model is asked with the chat it was trained on (the task's trained
+system prompt, no few-shot turns).
+
+Provenance: every row's `teacher.base_url` names the policy by its weights, never by the
+port it was served on: `merged:<adapter weights sha256>:<engine>` (or `lora:...` when the
+engine serves the adapter by name), `model:<weights sha256>:<engine>` for the base. Rows
+get `source` `datagen.teacher.on_policy@1` and `parent_ids` (the prompt's id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.foundation.records import Example
+from datagen.foundation.task import Task
+from datagen.serving.adapter_servers import AdapterServers
+from datagen.serving.client import Endpoint
+from datagen.serving.endpoint import EndpointConfig, SamplingParams
+from datagen.serving.request_batch import Progress
+from datagen.serving.response_cache import ResponseCache
+from datagen.teacher.distill import DistillConfig, DistillResult, answer_prompts
+
+SOURCE = "datagen.teacher.on_policy@1"
+
+
+class PolicySamplingConfig(BaseModel):
+    """How many answers per prompt, and how they are sampled. Temperature 1.0 and top-p
+    0.95 by default: on-policy pairs need the policy's own spread of answers, right and
+    wrong, which greedy decoding hides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples_per_prompt: int = Field(4, ge=1, description="k answers per prompt")
+    sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=160, seed=0)
+    engine: Literal["vllm", "transformers"] = "vllm"
+    adapters: Literal["merged", "lora"] = Field("merged", description="as the evals serve adapters "
+                                                 "(datagen/serving/adapter_servers.py)")
+    concurrency: int = Field(32, ge=1, description="requests in flight to the engine, which batches them")
+
+
+def sample_policy(prompts: list[Example], task: Task, config: PolicySamplingConfig, base_model: Path,
+                  adapter: Path | None, cache: ResponseCache, run_id: str, log_dir: Path, *,
+                  on_progress: Callable[[Progress], None] = lambda progress: None,
+                  should_stop: Callable[[], str | None] = lambda: None) -> DistillResult:
+    """`samples_per_prompt` answers to every prompt from base (or base plus `adapter`)."""
+    adapters = {"policy": Path(adapter)} if adapter is not None else {}
+    with AdapterServers(config.engine, base_model, log_dir, config.adapters, adapters) as servers:
+        base_url, model, identity = servers.endpoint(adapter)
+        asked = EndpointConfig(base_url=base_url, model=model, sampling=config.sampling,
+                               concurrency=config.concurrency)
+        distill = DistillConfig(teachers=[asked], samples_per_prompt=config.samples_per_prompt,
+                                cache_path=cache.path)
+        return asyncio.run(answer_prompts(prompts, task, distill, [Endpoint(base_url, model, "no-key", identity)],
+                                          cache, run_id, on_progress=on_progress, should_stop=should_stop,
+                                          few_shot=False, trained=True, source=SOURCE))
