@@ -51,6 +51,11 @@ def start_server(command: list[str], *, output: IO | None = None, cwd: Path | No
     return process
 
 
+def running_servers() -> list[subprocess.Popen]:
+    """The servers this command has started and not yet stopped."""
+    return list(_running)
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
