@@ -38,28 +38,15 @@ def embedded_model() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(embedded_model, tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer Llama with the real SmolLM2 tokenizer and chat template.
+    """A randomly initialised 2-layer Llama with the real SmolLM2 tokenizer and chat template
+    (`tests/tiny_model.py`).
 
     Fast enough to serve and train in tests; its answers are noise, which is what the
     build flow must reject with reasons.
     """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tests.tiny_model import write_tiny_model
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config.do_sample = True
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-llama"), embedded_model)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -55,8 +55,9 @@ class SFTStageConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(1024, ge=16, description="longer rows are set aside, not truncated")
-    packing: bool = Field(False, description="pack rows into max_length blocks (padding-free; CUDA with "
-                                             "FlashAttention only)")
+    packing: bool = Field(False, description="pack rows into max_length blocks, padding-free (TRL's BFD "
+                                             "packing); with sdpa as with FlashAttention, position ids keep the "
+                                             "packed chats apart (checked in tests/gpu/packed_throughput.py)")
     eval_share: float = Field(0.1, ge=0, lt=0.5, description="held-out share of the training rows for eval loss")
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)

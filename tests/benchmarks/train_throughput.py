@@ -82,14 +82,15 @@ def export_files() -> tuple[Path, Path] | None:
     return (exports[-1] / "trl_sft" / "train.jsonl", exports[-1] / "trl_dpo" / "train.jsonl") if exports else None
 
 
-def generated_rows(count: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """SFT chats and DPO pairs from the support-triage generator's labelled tickets."""
+def generated_rows(count: int, seed: int = 0, *, trained: bool = False) -> tuple[list[dict], list[dict]]:
+    """SFT chats and DPO pairs from the support-triage generator's labelled tickets, with
+    the teacher's system prompt, or with `trained` the shorter one training rows carry."""
     from datagen.tasks.support_triage import TASK, Category
 
     categories = typing.get_args(Category)
     sft, dpo = [], []
     for ticket in TASK.generate(count, seed):
-        prompt = TASK.messages(ticket.text, few_shot=False)
+        prompt = TASK.messages(ticket.text, few_shot=False, trained=trained)
         chosen = [{"role": "assistant", "content": TASK.render_answer(ticket.label)}]
         wrong = categories[(categories.index(ticket.label["category"]) + 1) % len(categories)]
         rejected = [{"role": "assistant", "content": TASK.render_answer({**ticket.label, "category": wrong})}]
@@ -121,52 +122,46 @@ def _trl_device_args() -> dict:
     return {} if _cuda() else {"use_cpu": True, "bf16": False}
 
 
-def crucible_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, *,
+def crucible_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, model_dir: Path, *,
                  packing: bool = False, quantization: str = "none") -> list[dict]:
-    from datagen.serving.embedded_model import embedded_model_dir
     from train.sft import SFTStageConfig, run_sft
 
     config = SFTStageConfig(max_steps=steps, batch_size=batch, packing=packing, eval_share=0, seed=TRL_SEED)
-    run_sft(config, embedded_model_dir(), rows, out, quantization=quantization)
+    run_sft(config, model_dir, rows, out, quantization=quantization)
     return json.loads((out / "log_history.json").read_text())
 
 
-def trl_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, *,
+def trl_sft(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, model_dir: Path, *,
             packing: bool = False) -> list[dict]:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from datagen.serving.embedded_model import embedded_model_dir
     from train.base_model import LoraSettings
 
     args = SFTConfig(output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=batch,
                      packing=packing, **_trl_device_args())
-    trainer = SFTTrainer(model=str(embedded_model_dir()), args=args,
+    trainer = SFTTrainer(model=str(model_dir), args=args,
                          train_dataset=Dataset.from_list([{"messages": row["messages"]} for row in rows]),
                          peft_config=LoraSettings().peft_config())
     trainer.train()
     return trainer.state.log_history
 
 
-def crucible_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, *,
+def crucible_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, model_dir: Path, *,
                  quantization: str = "none") -> list[dict]:
-    from datagen.serving.embedded_model import embedded_model_dir
     from train.dpo import DPOStageConfig, run_dpo
 
     config = DPOStageConfig(max_steps=steps, batch_size=batch, seed=TRL_SEED)
-    run_dpo(config, embedded_model_dir(), adapter, rows, out, quantization=quantization)
+    run_dpo(config, model_dir, adapter, rows, out, quantization=quantization)
     return json.loads((out / "log_history.json").read_text())
 
 
-def trl_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None) -> list[dict]:
+def trl_dpo(rows: list[dict], out: Path, steps: int, batch: int, adapter: Path | None, model_dir: Path) -> list[dict]:
     from datasets import Dataset
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from datagen.serving.embedded_model import embedded_model_dir
-
-    model_dir = embedded_model_dir()
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(adapter),
                                       is_trainable=True)
     args = DPOConfig(output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=batch,
@@ -191,14 +186,17 @@ METHODS = {
 }
 
 
-def measure(method: str, data: Path, out: Path, steps: int, batch: int, adapter: Path | None) -> None:
-    """In a fresh process: train with one method, print its time, tokens and peak memory."""
+def measure(method: str, data: Path, out: Path, steps: int, batch: int, adapter: Path | None,
+            model_dir: Path) -> dict:
+    """Train with one method; its time, tokens, tokens/s and peak memory. Run it in a
+    fresh process (`run_method`): the peak is the process's, and a second run in one
+    process finds kernels and allocator caches warm."""
     import torch
 
     stage, side, train = METHODS[method]
     rows = json.loads(data.read_text())["DPO" if stage.startswith("DPO") else "SFT"]
-    history = train(rows, out, steps, batch, adapter)
-    print(json.dumps({
+    history = train(rows, out, steps, batch, adapter, model_dir)
+    stats = {
         "reported_tokens_per_second":
             json.loads((out / "result.json").read_text())["tokens_per_second"] if side == "crucible" else None,
         "train_seconds": next(entry["train_runtime"] for entry in reversed(history) if "train_runtime" in entry),
@@ -206,22 +204,26 @@ def measure(method: str, data: Path, out: Path, steps: int, batch: int, adapter:
         "steps": max(entry.get("step", 0) for entry in history),
         "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    }
+    stats["tokens_per_second"] = stats["tokens"] / stats["train_seconds"]
+    return stats
 
 
 # ---- driver and report -----------------------------------------------------------------
 
 
-def run_method(method: str, data: Path, work: Path, steps: int, batch: int, adapter: Path | None) -> dict:
+def run_method(method: str, data: Path, work: Path, steps: int, batch: int, adapter: Path | None,
+               model_dir: Path | None = None) -> dict:
+    """`measure` in a fresh process, on `model_dir` (the embedded model by default)."""
     out = work / f"{method.replace(' ', '-')}-{len(list(work.iterdir()))}"
     command = [sys.executable, "-m", "tests.benchmarks.train_throughput", "--measure", method, "--data", str(data),
                "--out", str(out), "--steps", str(steps), "--batch", str(batch)]
-    child = subprocess.run(command + (["--adapter", str(adapter)] if adapter else []), capture_output=True,
-                           text=True, check=False)
+    command += ["--adapter", str(adapter)] if adapter else []
+    command += ["--model", str(model_dir)] if model_dir else []
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
     if child.returncode:
         raise SystemExit(f"{method} failed:\n{child.stderr[-6000:]}")
     stats = json.loads(child.stdout.strip().splitlines()[-1])
-    stats["tokens_per_second"] = stats["tokens"] / stats["train_seconds"]
     stats["out"] = out
     return stats
 
@@ -241,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--adapter", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        measure(args.measure, args.data, args.out, args.steps, args.batch, args.adapter)
+        from datagen.serving.embedded_model import embedded_model_dir
+
+        model_dir = args.model or embedded_model_dir()
+        print(json.dumps(measure(args.measure, args.data, args.out, args.steps, args.batch, args.adapter, model_dir)))
         return 0
 
     import torch
