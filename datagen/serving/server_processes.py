@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,9 +43,18 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def start_server(command: list[str], *, output: IO | None = None, cwd: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `command` in a new session; its output goes to `output` (default: ours)."""
+    # Python's default SIGTERM ends the process without running `finally` blocks or atexit
+    # hooks, which would leave this server running (a `timeout` around a benchmark did).
+    # A command that handles SIGTERM itself (flows/graceful_stop.py) keeps its handler.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT if output else None, cwd=cwd,
                                env=env, start_new_session=True)
     _running.add(process)
