@@ -128,7 +128,7 @@ def evaluate_candidate(generation: GenerationConfig, candidate: Candidate, kind:
 
 
 def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict[str, Path],
-               has_dpo: bool) -> list[Candidate]:
+               dpo_adapter: Path | None) -> list[Candidate]:
     found = [Candidate(BASE, "baseline", "few_shot", "the base model with the task's system prompt and few-shot turns")]
     if recipe.constrained_baseline:
         found.append(Candidate("base constrained", "baseline", "task",
@@ -140,9 +140,9 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
     if not any(ablation.is_pilot_sft() for ablation in recipe.ablations):
         found.append(Candidate("pilot SFT", "fine-tune", "trained", "the pilot's LoRA SFT adapter (no DPO)",
                                adapter=pilot_out / "sft" / "adapter"))
-    if has_dpo:
+    if dpo_adapter is not None:
         found.append(Candidate("pilot SFT+DPO", "fine-tune", "trained", "the pilot: LoRA SFT, then DPO",
-                               adapter=pilot_out / "dpo" / "adapter"))
+                               adapter=dpo_adapter))
     for ablation in recipe.ablations:
         found.append(Candidate(f"ablation {ablation.name}", "fine-tune", "trained", ablation.description,
                                adapter=ablation_adapters[ablation.name]))
@@ -182,7 +182,10 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
         ablation_adapters[ablation.name] = train_ablation(ablation, pilot, pilot_out, folder)
         training[ablation.name] = folder / "train"
     model_dir = pilot.base_model or embedded_model_dir()
-    found = candidates(recipe, pilot_out, ablation_adapters, has_dpo=pilot.dpo is not None)
+    # The pilot's own account of what it ended with: an on-policy round with nothing to
+    # teach trains no DPO adapter.
+    dpo_adapter = Path(pilot_manifest["final_adapter"]) if pilot_manifest["dpo"] else None
+    found = candidates(recipe, pilot_out, ablation_adapters, dpo_adapter)
     scores = []
     with contextlib.ExitStack() as stack:
         servers = None if recipe.generation.engine == "in_process" else stack.enter_context(AdapterServers(

@@ -36,7 +36,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datagen.foundation.export_layout import DPO_FILE, SFT_FILE
 from datagen.foundation.hashing import canonical_json, file_sha256
@@ -52,6 +52,7 @@ from train.ablations import read_export_rows
 from train.base_model import model_hash
 from train.dpo import DPOStageConfig, run_dpo
 from train.loss_curves import plot_log_history
+from train.on_policy_rounds import OnPolicyConfig, on_policy_round
 from train.replay_mix import ReplayConfig, replay_rows
 from train.sft import SFTStageConfig, run_sft
 
@@ -73,8 +74,16 @@ class TrainRecipe(BaseModel):
     sft: SFTStageConfig = SFTStageConfig()
     dpo: DPOStageConfig | None = DPOStageConfig()
     replay: ReplayConfig | None = None
+    on_policy: OnPolicyConfig | None = Field(None, description="DPO on the SFT policy's own samples "
+                                             "(train/on_policy_rounds.py) instead of the export's pairs")
     merge: bool = Field(False, description="also save base + final adapter merged, for serving without peft")
     out: Path | None = Field(None, description="default: the export's run folder / train")
+
+    @model_validator(mode="after")
+    def _on_policy_needs_dpo(self) -> "TrainRecipe":
+        if self.on_policy is not None and self.dpo is None:
+            raise ValueError("on_policy pairs are for DPO: give a dpo section, or drop on_policy")
+        return self
 
     def export_dir(self) -> Path:
         if (self.export is None) == (self.build_recipe is None):
@@ -147,23 +156,38 @@ def train_sft(config: SFTStageConfig, quantization: str, model_dir: Path, chats:
 
 
 @task(cache_policy=NO_CACHE)
-def train_dpo(config: DPOStageConfig, quantization: str, model_dir: Path, pairs: list[dict], out: Path) -> dict:
-    done = out / "dpo" / "result.json"
+def train_dpo(config: DPOStageConfig, quantization: str, model_dir: Path, start: Path, pairs: list[dict],
+              folder: Path) -> dict:
+    """DPO from the adapter at `start` (the SFT adapter, or the previous on-policy round's)."""
+    done = folder / "result.json"
     if done.is_file():
         get_run_logger().info("DPO already done (%s); not run again", done)
         return json.loads(done.read_text())
-    return run_dpo(config, model_dir, out / "sft" / "adapter", pairs, out / "dpo", quantization=quantization)
+    return run_dpo(config, model_dir, start, pairs, folder, quantization=quantization)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="on-policy-pairs-round-{round_}")
+def sample_on_policy_pairs(task_path: str, config: OnPolicyConfig, gate: ContaminationGateConfig,
+                           gold: list[LockedGoldSet], model_dir: Path, policy: Path, chats: list[dict], round_: int,
+                           folder: Path) -> list[dict]:
+    """The policy's samples on the training prompts, made into pairs, gated like every row."""
+    task_ = import_task(task_path)
+    rows, summary = on_policy_round(task_, config, model_dir, policy, chats, round_, folder)
+    kept, verdict = gate_rows({"on_policy": rows}, lambda row: (row["id"], *row_texts(row)), gold, gate,
+                              folder / "contamination")
+    get_run_logger().info("on-policy round %d: %s; gate %s", round_, json.dumps(summary), verdict.status)
+    return kept["on_policy"]
 
 
 @task(cache_policy=NO_CACHE)
-def save_outputs(with_dpo: bool, merge: bool, model_dir: Path, out: Path, manifest: dict) -> dict:
-    """Loss plots, the merged model when asked for, and the manifest, written last."""
+def save_outputs(final: Path, merge: bool, model_dir: Path, out: Path, manifest: dict) -> dict:
+    """Loss plots, the merged model when asked for, and the manifest, written last;
+    `final` is the adapter the run ends with."""
     sft_history = json.loads((out / "sft" / "log_history.json").read_text())
     plot_log_history(sft_history, ["loss", "eval_loss"], "SFT loss", out / "sft-loss.png")
-    if with_dpo:
-        dpo_history = json.loads((out / "dpo" / "log_history.json").read_text())
+    if (final.parent / "log_history.json").is_file() and final.parent.name.startswith("dpo"):
+        dpo_history = json.loads((final.parent / "log_history.json").read_text())
         plot_log_history(dpo_history, ["loss", "rewards/margins", "rewards/accuracies"], "DPO", out / "dpo-loss.png")
-    final = out / ("dpo" if with_dpo else "sft") / "adapter"
     manifest["final_adapter"] = str(final)
     if merge:
         manifest["merged"] = str(merge_adapter(model_dir, final, out / "merged"))
@@ -189,7 +213,27 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
         chats = chats + extra
     chats, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, pairs, out)
     sft = train_sft(recipe.sft, recipe.quantization, model_dir, chats, out)
-    dpo = train_dpo(recipe.dpo, recipe.quantization, model_dir, pairs, out) if recipe.dpo else None
+    dpo, policy = None, out / "sft" / "adapter"
+    if recipe.dpo and recipe.on_policy:
+        # Iterative DPO: each round samples the policy the last one made; the final round's
+        # adapter is in dpo/, earlier ones in dpo-round-<r>/. A round with no pair to teach
+        # (every sample right, or none plausible) ends the rounds: DPO on nothing changes nothing.
+        rounds = recipe.on_policy.rounds
+        for round_ in range(1, rounds + 1):
+            round_pairs = sample_on_policy_pairs(recipe.task, recipe.on_policy, recipe.contamination_gate, gold,
+                                                 model_dir, policy, chats, round_, out / "on_policy" / f"round-{round_}")
+            trained = round_pairs + (pairs if recipe.on_policy.keep_export_pairs else [])
+            if not trained:
+                get_run_logger().warning("on-policy round %d made no pair: no DPO from it", round_)
+                break
+            folder = out / ("dpo" if round_ == rounds else f"dpo-round-{round_}")
+            dpo = train_dpo(recipe.dpo, recipe.quantization, model_dir, policy, trained, folder)
+            policy, pairs = folder / "adapter", trained
+        if dpo is None:
+            pairs = []
+    elif recipe.dpo:
+        dpo = train_dpo(recipe.dpo, recipe.quantization, model_dir, policy, pairs, out / "dpo")
+        policy = out / "dpo" / "adapter"
     manifest = {
         "base_model": {"path": str(model_dir), "sha256": model_hash(model_dir)},
         "export": {"path": str(export), "manifest_sha256": _sha_or_none(export / "manifest.json"),
@@ -198,6 +242,8 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
         "gold_sets": [locked.ref() for locked in gold],
         "without_gold_reason": None if gold else recipe.contamination_gate.without_gold_reason,
         "contamination_gate": gate, "replay": replay_record,
+        "on_policy": [json.loads(path.read_text())["summary"] for path in
+                      sorted((out / "on_policy").glob("round-*/manifest.json"))] if recipe.on_policy else None,
         "rows": {"sft": len(chats), "dpo": len(pairs)},
         "recipe": json.loads(canonical_json(recipe.model_dump(mode="json"))),
         "libraries": {name: version(name) for name in LIBRARIES},
@@ -205,7 +251,7 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
         "sft": _stage_figures(sft), "dpo": _stage_figures(dpo) if dpo else None,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    return save_outputs(recipe.dpo is not None, recipe.merge, model_dir, out, manifest)
+    return save_outputs(policy, recipe.merge, model_dir, out, manifest)
 
 
 def _stage_figures(result: dict) -> dict:

@@ -14,6 +14,7 @@ from datagen.tasks.support_triage import TASK
 from evals.contamination.gate import ContaminationError
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.gold_root import GoldSetError, GoldSetTampered, NoGoldSet
+from datagen.foundation.hashing import file_sha256
 from gold.signed_versions import entry_digest
 from tests.locked_gold import TEST_KEY, lock_gold_rows, trusted_root
 from tests.train_exports import GOLD_ANSWER, write_export
@@ -99,3 +100,27 @@ def test_a_tampered_gold_set_or_none_at_all_stops_the_flow(tmp_path, tiny_model,
     with pytest.raises(NoGoldSet, match="no locked gold set of task support_triage"):
         train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate={"gold_root": str(empty)}))
     assert not (tmp_path / "train" / "sft").exists()
+
+
+def test_on_policy_rounds_sample_the_sft_policy_and_say_why_no_pair_was_made(tmp_path, tiny_model, gold,
+                                                                              monkeypatch):
+    """The tiny random policy, served by a real engine (`transformers serve`), writes noise:
+    every prompt is dropped as having no plausible wrong answer, the rounds end, no DPO is
+    trained on nothing, and the manifest says so. (On-policy pairs from literal samples:
+    tests/test_on_policy_pairs.py.)"""
+    monkeypatch.setenv("CRUCIBLE_CACHE", str(tmp_path / "cache"))
+    export = write_export(tmp_path / "export", TASK.generate(6, 9))
+    on_policy = {"rounds": 2, "sampling": {"samples_per_prompt": 2, "engine": "transformers",
+                                           "sampling": {"temperature": 1.0, "max_tokens": 8, "seed": 0}}}
+    manifest = train_sft_dpo(recipe(tmp_path, tiny_model, export, on_policy=on_policy))
+
+    out = tmp_path / "train"
+    assert manifest["dpo"] is None and manifest["final_adapter"] == str(out / "sft" / "adapter")
+    [round_1] = manifest["on_policy"]
+    assert (round_1["round"], round_1["prompts"], round_1["samples"], round_1["pairs"]) == (1, 6, 12, 0)
+    assert set(round_1["dropped_by_reason"]) <= {"no_plausible_wrong", "all_right"}
+    assert round_1["policy_sha256"] == file_sha256(out / "sft" / "adapter" / "adapter_model.safetensors")
+    samples = [json.loads(line) for line in (out / "on_policy" / "round-1" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 12 and {s["source"] for s in samples} == {"datagen.teacher.on_policy@1"}
+    assert all(s["teacher"]["base_url"].startswith("merged:") for s in samples)
+    assert not (out / "dpo").exists() and not (out / "on_policy" / "round-2").exists()

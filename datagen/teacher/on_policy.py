@@ -22,8 +22,9 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Example
-from datagen.foundation.task import Task
+from datagen.foundation.task import Task, parse_json_answer, schema_errors
 from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import Endpoint
 from datagen.serving.endpoint import EndpointConfig, SamplingParams
@@ -64,3 +65,18 @@ def sample_policy(prompts: list[Example], task: Task, config: PolicySamplingConf
         return asyncio.run(answer_prompts(prompts, task, distill, [Endpoint(base_url, model, "no-key", identity)],
                                           cache, run_id, on_progress=on_progress, should_stop=should_stop,
                                           few_shot=False, trained=True, source=SOURCE))
+
+
+def prompts_from_sft_rows(rows: list[dict], task: Task, run_id: str) -> list[Example]:
+    """The training prompts with their labels, from TRL `messages` rows: the user turn is
+    the prompt, the assistant turn the label. Rows whose answer is not the task's JSON
+    (replay rows of general instructions) are left out: no verifier can judge them."""
+    prompts = []
+    for row in rows:
+        turns = {turn["role"]: turn["content"] for turn in row["messages"]}
+        answer = parse_json_answer(turns.get("assistant", ""))
+        if answer is None or schema_errors(task.answer_schema, answer) or "user" not in turns:
+            continue
+        prompts.append(Example(task=task.name, prompt=turns["user"], source=row.get("source") or "export",
+                               run_id=run_id, reference=canonical_json(answer)))
+    return prompts
