@@ -44,10 +44,17 @@ def _dedupe() -> ModuleType:
     return dedupe_flow
 
 
-def _gold() -> ModuleType:
+def _gold() -> SimpleNamespace:
     from gold import cli
 
-    return cli
+    def seed_check(*check):
+        # gold sits below evals: the lock of a seed set is handed the audit that proves it
+        # disjoint from the eval sets (gold/seed_sets.py), imported only when one is locked.
+        from evals.contamination.seed_disjointness import seed_disjointness
+
+        return seed_disjointness(*check)
+
+    return SimpleNamespace(add_arguments=cli.add_arguments, run=lambda args: cli.run(args, seed_check))
 
 
 def _prepare_model() -> SimpleNamespace:

@@ -1,7 +1,8 @@
 """The labelers' web page and its JSON API: `crucible gold serve`.
 
 Pages (server-rendered with Jinja2, a little JavaScript for the form and shortcuts):
-`/login`, `/` (every set with its progress), `/sets/<set>` (the queue), `/sets/<set>/
+`/login`, `/` (every set with its purpose and progress; a reviewer or admin sets the
+purpose of a set not yet locked there), `/sets/<set>` (the queue), `/sets/<set>/
 records/<id>` (label, or review), `/sets/<set>/guidelines`, `/sets/<set>/agreement`,
 `/sets/<set>/audit`. The API under `/api/` is what the page calls; it is also how a
 script drives labeling. Every page and call needs a session cookie from `/login`.
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
 from gold.agreement import agreement
-from gold.gold_sets import GUIDELINES, GoldSetError, form_fields, set_dir
+from gold.gold_sets import GUIDELINES, PURPOSES, GoldSetError, Purpose, form_fields, set_dir
 from gold.labeling_store import (
     MAX_ROW_ID,
     InvalidLabel,
@@ -102,6 +103,10 @@ class Discard(ApiBody):
 
 class Reopen(ApiBody):
     base_version: int
+
+
+class PurposeChange(ApiBody):
+    purpose: Purpose
 
 
 def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
@@ -234,7 +239,13 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: User = Depends(current_user), store: LabelingStore = Depends(open_store)):
         sets = [{**gold_set, "progress": store.progress(gold_set["name"])} for gold_set in store.gold_sets()]
-        return page(request, "index.html", user, sets=sets)
+        return page(request, "index.html", user, sets=sets, purposes=PURPOSES)
+
+    @app.post("/sets/{name}/purpose")
+    def purpose_form(name: str, purpose: Purpose = Form(...), user: User = Depends(current_user),
+                     store: LabelingStore = Depends(open_store)) -> Response:
+        store.set_purpose(user, name, purpose)
+        return RedirectResponse("/", status_code=303)
 
     @app.get("/sets/{name}", response_class=HTMLResponse)
     def set_page(request: Request, name: str, user: User = Depends(current_user),
@@ -294,6 +305,11 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
     @app.get("/api/sets")
     def api_sets(user: User = Depends(current_user), store: LabelingStore = Depends(open_store)) -> list[dict]:
         return [{**gold_set, "progress": store.progress(gold_set["name"])} for gold_set in store.gold_sets()]
+
+    @app.put("/api/sets/{name}/purpose")
+    def api_set_purpose(name: str, body: PurposeChange, user: User = Depends(current_user),
+                        store: LabelingStore = Depends(open_store)) -> dict:
+        return store.set_purpose(user, name, body.purpose)
 
     @app.get("/api/sets/{name}/records")
     def api_records(name: str, user: User = Depends(current_user), store: LabelingStore = Depends(open_store)):

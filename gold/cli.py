@@ -1,17 +1,19 @@
 """`crucible gold ...`: the labelers' page and the gold sets' life cycle.
 
     crucible gold add-user NAME --role labeler|reviewer|admin    prints the secret once
-    crucible gold create-set SET --task datagen.tasks.support_triage:TASK [--labels-per-record K]
+    crucible gold create-set SET --task datagen.tasks.support_triage:TASK [--labels-per-record K] [--purpose seed]
     crucible gold import SET FILE.jsonl [--text-field text] [--force-synthetic REASON]
     crucible gold serve [--host 127.0.0.1] [--port 8765] [--certfile PEM --keyfile PEM | --behind-https-proxy [IP]]
     crucible gold status SET                                     progress and agreement
     crucible gold keygen --owner NAME [--key PATH]                 your signing key; trusts its public half
-    crucible gold lock SET --as REVIEWER [--key PATH]             writes gold/sets/SET/v<N>/, signed
+    crucible gold lock SET --as REVIEWER [--key PATH]             writes gold/sets/SET/v<N>/, signed; a seed
+                                                                  set only when disjoint from the eval sets
     crucible gold sign SET [--key PATH]                            signs versions locked before signing
     crucible gold verify [gold/sets/SET/v<N> ...]                 exit 1 on any drift
 
 Every command takes `--db` (the labeling database, default gold/work/labeling.sqlite3)
-and `--gold-root` (default gold/sets).
+and `--gold-root` (default gold/sets). Locking a seed set needs the contamination audit,
+which sits above gold: `crucible` (flows/cli.py) hands it to `run` as `seed_check`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import json
 import sys
 from pathlib import Path
 
-from gold.gold_sets import GOLD_ROOT, VERSION_FOLDER, GoldSetError
+from gold.gold_sets import EVAL, GOLD_ROOT, PURPOSES, VERSION_FOLDER, GoldSetError
 from gold.labeling_store import DEFAULT_DB, ROLES, LabelingStore, NotFound, User
+from gold.seed_sets import SeedCheck
 from gold.signing import KEY_ENV, default_key_path, load_signing_key
 
 DEFAULT_PORT = 8765
@@ -47,6 +50,9 @@ def add_arguments(gold: argparse.ArgumentParser) -> None:
     create.add_argument("name")
     create.add_argument("--task", required=True, help="the task by import path, e.g. datagen.tasks.support_triage:TASK")
     create.add_argument("--labels-per-record", type=int, default=2, help="independent labels per record (default 2)")
+    create.add_argument("--purpose", choices=PURPOSES, default=EVAL,
+                        help="eval: measures fine-tunes, never trained on (default); seed: few-shot turns, "
+                        "self-generation seeds and SFT anchors for builds, kept disjoint from the eval sets")
 
     imported = action("import", "add records to label from a JSONL file")
     imported.add_argument("name")
@@ -93,7 +99,7 @@ def add_arguments(gold: argparse.ArgumentParser) -> None:
                         "(default: all)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, seed_check: SeedCheck | None = None) -> int:
     if args.gold_command == "verify":
         return run_verify(args)
     if args.gold_command in ("keygen", "sign"):
@@ -108,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
             secret = add_user(store, who, args.name, args.role, secret)
             print(f"created {args.role} {args.name}" + ("" if args.secret_stdin else f"; secret (shown once): {secret}"))
         elif args.gold_command == "create-set":
-            store.create_set(who, args.name, args.task, args.labels_per_record)
-            print(f"created gold set {args.name}; write its guidelines in {args.gold_root / args.name / 'GUIDELINES.md'}")
+            store.create_set(who, args.name, args.task, args.labels_per_record, args.purpose)
+            print(f"created {args.purpose} set {args.name}; write its guidelines in "
+                  f"{args.gold_root / args.name / 'GUIDELINES.md'}")
         elif args.gold_command == "import":
             return run_import(store, who, args)
         elif args.gold_command == "serve":
@@ -127,9 +134,13 @@ def run(args: argparse.Namespace) -> int:
             if user is None:
                 raise NotFound(f"no user {args.user}")
             key = load_signing_key(args.key or default_key_path(), user.name)
-            folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root, key)
+            folder = lock_gold_set(store, User(user.name, user.role), args.name, args.gold_root, key, seed_check)
             manifest = json.loads((folder / "manifest.json").read_text())
             print(f"locked {folder}: {manifest['records']} records, sha256 {manifest['sha256']}, signed by key {key.id}")
+            if "disjoint_from_eval_sets" in manifest:
+                proof = manifest["disjoint_from_eval_sets"]
+                print(f"seed set disjoint from {', '.join(ref['set'] for ref in proof['eval_sets'])} "
+                      f"({', '.join(proof['methods'])})")
     except (GoldSetError, NotFound, ValueError, OSError) as error:  # PermissionError is an OSError
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,10 +11,23 @@ fails closed, naming the path and the reason:
   absent in the signed list, a signature by a key `trusted_keys.json` does not trust
   (`signed_versions.py`, `signing.py`), a `v<N>` folder never locked.
 
-Then `newest(task)` gives the newest version of every set of a task, and raises when
-there is none (a gate with nothing to check against is not a pass); `get("set/v2")` or
-`get("set")` one version; `prompt_index()` every prompt and id of every version, for the
-judge's guard. `LockedGoldSet.ref()` is what a run manifest records of a version it used.
+Then `newest(task)` gives the newest version of every eval set of a task, and raises when
+there is none (a gate with nothing to check against is not a pass); `seed_set(name, task)`
+a seed set's version; `get("set/v2")` or `get("set")` one version of any set;
+`prompt_index()` every prompt and id of every version, for the judge's guard.
+`LockedGoldSet.ref()` is what a run manifest records of a version it used.
+
+Purposes (`gold_sets.py`, `seed_sets.py`) decide who sees which set:
+
+- eval sets are what `newest(task)` returns: what the contamination gate checks every
+  training row against and what the evals and the preflight score on. A seed set never
+  comes back from `newest`: its rows are trained on (SFT anchors), so gating training rows
+  against it would refuse the anchors, and scoring a model on rows it was trained on
+  measures memory.
+- seed sets come only from `seed_set`, by name, for a build that asks for one; the
+  build proves the seed set disjoint from the task's eval sets first (and the lock did).
+- every set, seed included, is in `prompt_index()`: no human-labelled row, seed or eval,
+  is ever shown to an LLM judge to be scored.
 """
 
 from __future__ import annotations
@@ -24,7 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datagen.foundation.hashing import normalized_hash
-from gold.gold_sets import MANIFEST, RECORDS, SIGNED_VERSIONS, GoldSetError, version_folders
+from gold.gold_sets import (
+    EVAL,
+    MANIFEST,
+    RECORDS,
+    SEED,
+    SIGNED_VERSIONS,
+    GoldSetError,
+    manifest_purpose,
+    version_folders,
+)
 from gold.signed_versions import entry_digest, signed_version_problems
 from gold.signing import read_trusted_keys
 from gold.verify_gold_set import verify_version
@@ -60,6 +82,11 @@ class LockedGoldSet:
     @property
     def task(self) -> str:
         return self.manifest["task"]
+
+    @property
+    def purpose(self) -> str:
+        """`eval` or `seed`; a version locked before sets had a purpose is an eval set's."""
+        return manifest_purpose(self.manifest)
 
     def ref(self) -> dict:
         """What a run manifest records of a gold version it used."""
@@ -127,12 +154,26 @@ class GoldRoot:
         return [folder for folder in folders if version_folders(folder)]
 
     def newest(self, task: str) -> list[LockedGoldSet]:
-        """The newest version of every set of `task`; `NoGoldSet` when there is none."""
-        found = [versions[-1] for versions in self.versions.values() if versions[-1].task == task]
+        """The newest version of every eval set of `task`; `NoGoldSet` when there is none.
+        Seed sets are not among them (see the module doc)."""
+        found = [versions[-1] for versions in self.versions.values()
+                 if versions[-1].task == task and versions[-1].purpose == EVAL]
         if not found:
-            raise NoGoldSet(f"no locked gold set of task {task} under {self.path}: lock one (crucible gold lock) "
-                            "first; without it nothing can check the data or tell whether a fine-tune helped")
+            raise NoGoldSet(f"no locked gold set of task {task} under {self.path} to evaluate on (a seed set is not "
+                            "one): lock an eval set (crucible gold lock) first; without it nothing can check the "
+                            "data or tell whether a fine-tune helped")
         return found
+
+    def seed_set(self, name: str, task: str) -> LockedGoldSet:
+        """Seed set `name` (`set` for its newest version, or `set/v<N>`) of `task`; raises
+        `NoGoldSet` naming the set when it is missing, of another task, or an eval set."""
+        locked = self.get(name)
+        if locked.purpose != SEED:
+            raise NoGoldSet(f"{locked.path}: {locked.name} is not a seed set (purpose {locked.purpose}): its rows "
+                            "measure fine-tunes and are never trained on; name a set created with --purpose seed")
+        if locked.task != task:
+            raise NoGoldSet(f"{locked.path}: seed set {locked.name} is of task {locked.task}, not {task}")
+        return locked
 
     def get(self, name: str) -> LockedGoldSet:
         """`set/v<N>`, or `set` for its newest version."""

@@ -4,6 +4,11 @@ A gold set is a folder `gold/sets/<set>/`: its `GUIDELINES.md` (what labelers fo
 and, once locked, immutable versions `v1/`, `v2/`, ... (`lock_gold_set.py`). Labels in
 progress live in the labeling database (`labeling_store.py`), not here.
 
+A set has a purpose, chosen when it is created and kept for good: `eval` (rows that
+measure fine-tunes and are never trained on) or `seed` (rows that seed a build: the
+teacher's few-shot turns, self-generation's seed inputs, SFT anchor rows; see
+`seed_sets.py`). Versions locked before sets had a purpose are eval sets.
+
 A set's labels follow a task's answer schema: the set names the task by import path
 (`datagen.tasks.support_triage:TASK`), and anything with `name`, `answer_schema` (a
 pydantic model) and `compare(answer, reference) -> [fields that differ]` will do. The
@@ -17,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
 from pydantic import BaseModel
 
@@ -34,6 +39,9 @@ VERSION_FOLDER = re.compile(r"^v(\d+)$")
 # Lowercase, digits, `_` and `-`: a set name becomes a folder name and part of URLs, so
 # nothing that could climb out of the gold root (`..`, `/`) or need quoting is allowed.
 SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+Purpose = Literal["eval", "seed"]
+PURPOSES: tuple[str, ...] = get_args(Purpose)
+EVAL, SEED = PURPOSES
 
 
 class GoldSetError(ValueError):
@@ -45,6 +53,17 @@ def check_set_name(name: str) -> str:
         raise GoldSetError(f"{name!r} is not a gold set name: use lowercase letters, digits, '_' and '-' "
                            "(at most 64, starting with a letter or digit)")
     return name
+
+
+def check_purpose(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise GoldSetError(f"{purpose!r} is not a gold set purpose: use {' or '.join(PURPOSES)}")
+    return purpose
+
+
+def manifest_purpose(manifest: dict) -> str:
+    """A locked version's purpose; a manifest written before sets had one is an eval set's."""
+    return manifest.get("purpose", EVAL)
 
 
 def set_dir(gold_root: Path, name: str) -> Path:

@@ -20,6 +20,11 @@ A record moves through:
 discarding the record. Either way a reviewer who labeled none of it approves the final
 answer: nobody approves their own label.
 
+A set's purpose (`eval` or `seed`, `gold_sets.py`) is chosen when it is created and may
+be changed by a reviewer or admin until its first lock, never after: a locked version's
+purpose is signed, and a set's versions all serve one purpose. Databases made before sets
+had a purpose are migrated when opened: every set in them is an eval set.
+
 Who may do what is decided here, not in the web layer, so the API and the command line
 enforce the same rules: `people.py` holds users and sessions.
 """
@@ -37,7 +42,7 @@ from typing import Any, Callable, Iterator
 
 from pydantic import ValidationError
 
-from gold.gold_sets import GoldSetError, LabelSchema, check_set_name, load_label_schema
+from gold.gold_sets import EVAL, GoldSetError, LabelSchema, check_purpose, check_set_name, load_label_schema
 
 DEFAULT_DB = Path("gold/work/labeling.sqlite3")
 ROLES = ("labeler", "reviewer", "admin")
@@ -55,7 +60,8 @@ CREATE TABLE IF NOT EXISTS sessions(
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gold_sets(
     name TEXT PRIMARY KEY, task_path TEXT NOT NULL, task TEXT NOT NULL,
-    labels_per_record INTEGER NOT NULL CHECK(labels_per_record >= 1), created_at TEXT NOT NULL);
+    labels_per_record INTEGER NOT NULL CHECK(labels_per_record >= 1), created_at TEXT NOT NULL,
+    purpose TEXT NOT NULL DEFAULT 'eval' CHECK(purpose IN ('eval','seed')));
 CREATE TABLE IF NOT EXISTS records(
     id INTEGER PRIMARY KEY, gold_set TEXT NOT NULL REFERENCES gold_sets(name),
     input_text TEXT NOT NULL, source TEXT NOT NULL, provenance TEXT NOT NULL,
@@ -75,6 +81,8 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+# The column a database made before sets had a purpose lacks (`_add_purposes`).
+_PURPOSE_COLUMN = "purpose TEXT NOT NULL DEFAULT 'eval' CHECK(purpose IN ('eval','seed'))"
 
 
 class NotFound(LookupError):
@@ -136,7 +144,23 @@ class LabelingStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        self._add_purposes()
         self._schemas: dict[str, LabelSchema] = {}
+
+    def _columns(self, table: str) -> set[str]:
+        return {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+
+    def _add_purposes(self) -> None:
+        """Migrate a database made before sets had a purpose: each set becomes an eval set,
+        as its locked versions read (`gold_sets.manifest_purpose`), and the audit log says so."""
+        if "purpose" in self._columns("gold_sets"):
+            return  # checked outside a transaction first: the page opens a store per request
+        with self.transaction():
+            if "purpose" in self._columns("gold_sets"):
+                return  # another process migrated it meanwhile
+            self.conn.execute(f"ALTER TABLE gold_sets ADD COLUMN {_PURPOSE_COLUMN}")
+            for row in self.conn.execute("SELECT name FROM gold_sets ORDER BY name").fetchall():
+                self.log("crucible", "migrate_purpose", row["name"], None, None, {"purpose": EVAL})
 
     def close(self) -> None:
         self.conn.close()
@@ -161,8 +185,9 @@ class LabelingStore:
 
     # ---- gold sets ----
 
-    def create_set(self, who: str, name: str, task_path: str, labels_per_record: int) -> dict:
+    def create_set(self, who: str, name: str, task_path: str, labels_per_record: int, purpose: str = EVAL) -> dict:
         check_set_name(name)
+        check_purpose(purpose)
         schema = load_label_schema(task_path)
         if labels_per_record < 1:
             raise GoldSetError(f"labels per record must be at least 1, not {labels_per_record}")
@@ -170,10 +195,32 @@ class LabelingStore:
             if self.conn.execute("SELECT 1 FROM gold_sets WHERE name=?", (name,)).fetchone():
                 raise GoldSetError(f"gold set {name} exists already")
             row = {"name": name, "task_path": task_path, "task": schema.name,
-                   "labels_per_record": labels_per_record, "created_at": self.now()}
-            self.conn.execute("INSERT INTO gold_sets VALUES(:name,:task_path,:task,:labels_per_record,:created_at)", row)
+                   "labels_per_record": labels_per_record, "created_at": self.now(), "purpose": purpose}
+            self.conn.execute("INSERT INTO gold_sets(name, task_path, task, labels_per_record, created_at, purpose)"
+                              " VALUES(:name,:task_path,:task,:labels_per_record,:created_at,:purpose)", row)
             self.log(who, "create_set", name, None, None, row)
         return row
+
+    def is_locked(self, name: str) -> bool:
+        """Whether a version of the set was locked from this database (its audit log says)."""
+        return self.conn.execute("SELECT 1 FROM audit_log WHERE gold_set=? AND action='lock' LIMIT 1",
+                                 (name,)).fetchone() is not None
+
+    def set_purpose(self, user: User, name: str, purpose: str) -> dict:
+        """A reviewer or admin makes the set an eval or a seed set, until its first lock."""
+        check_purpose(purpose)
+        if not user.reviews:
+            raise NotAllowed(f"{user.name} is a {user.role}: only a reviewer or admin sets a gold set's purpose")
+        with self.transaction():
+            before = self.gold_set(name)
+            if before["purpose"] == purpose:
+                return before
+            if self.is_locked(name):
+                raise StateConflict(f"gold set {name} has locked versions (purpose {before['purpose']}): a set keeps "
+                                    f"its purpose once locked; create a new set for {purpose} rows")
+            self.conn.execute("UPDATE gold_sets SET purpose=? WHERE name=?", (purpose, name))
+            self.log(user.name, "set_purpose", name, None, {"purpose": before["purpose"]}, {"purpose": purpose})
+        return before | {"purpose": purpose}
 
     def gold_set(self, name: str) -> dict:
         check_set_name(name)
@@ -183,7 +230,9 @@ class LabelingStore:
         return dict(row)
 
     def gold_sets(self) -> list[dict]:
-        return [dict(row) for row in self.conn.execute("SELECT * FROM gold_sets ORDER BY name")]
+        """Every set, with `locked`: whether its purpose is settled (`set_purpose`)."""
+        rows = self.conn.execute("SELECT * FROM gold_sets ORDER BY name").fetchall()
+        return [dict(row) | {"locked": self.is_locked(row["name"])} for row in rows]
 
     def label_schema(self, name: str) -> LabelSchema:
         if name not in self._schemas:

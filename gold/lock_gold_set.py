@@ -8,9 +8,11 @@
   `provenance`, `synthetic`, `record` (the labeling database's id, which ties versions
   together in the changelog);
 - `GUIDELINES.md`: the guidelines the records were labeled under, copied;
-- `manifest.json`: the sha256 of every line and of the whole file, counts per label
-  value, labelers and reviewers, agreement figures (`agreement.py`), the previous
-  version's hashes and a changelog against it;
+- `manifest.json`: the set's purpose (`eval` or `seed`), the sha256 of every line and of
+  the whole file, counts per label value, labelers and reviewers, agreement figures
+  (`agreement.py`), the previous version's hashes and a changelog against it; for a seed
+  set, its proof of disjointness from the task's eval sets (`seed_sets.py`: a seed set
+  that overlaps one is not locked);
 
 and then signs the set's list of versions, `gold/sets/<set>/versions.json`, with the
 locker's private key, which the gold root must trust (`signed_versions.py`, `signing.py`).
@@ -35,18 +37,21 @@ from pathlib import Path
 from datagen.foundation.hashing import canonical_json, content_id, file_sha256
 from datagen.foundation.run_store import usual_mode
 from gold.agreement import agreement
-from gold.gold_root import GoldRoot, GoldSetTampered
+from gold.gold_root import GoldRoot, GoldSetTampered, NoGoldSet
 from gold.gold_sets import (
     GUIDELINES,
     MANIFEST,
     RECORDS,
+    SEED,
     SIGNED_VERSIONS,
     GoldSetError,
     form_fields,
+    manifest_purpose,
     set_dir,
     version_folders,
 )
 from gold.labeling_store import LabelingStore, User
+from gold.seed_sets import SeedCheck, SeedDisjointness, prove_disjoint
 from gold.signed_versions import read_signed_versions, version_entry, write_signed_versions
 from gold.signing import SigningKey, read_trusted_keys
 from gold.verify_gold_set import verify_version
@@ -89,9 +94,27 @@ def _check_trusted(gold_root: Path, key: SigningKey) -> None:
                            "add its public key (crucible gold keygen --trust-only) in a reviewed commit first")
 
 
-def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, key: SigningKey) -> Path:
+def _seed_disjointness(gold_root: Path, gold_set: dict, rows: list[dict],
+                       seed_check: SeedCheck | None) -> SeedDisjointness:
+    """A seed set's rows proven disjoint from the newest version of every eval set of its task."""
+    name = gold_set["name"]
+    refused = f"seed set {name} is not locked"
+    if seed_check is None:
+        raise GoldSetError(f"{refused}: a seed set is locked only once the contamination audit proves it disjoint "
+                           "from the task's eval sets; lock it with `crucible gold lock`")
+    try:
+        eval_sets = GoldRoot(gold_root).newest(gold_set["task"])
+    except NoGoldSet:
+        eval_sets = []
+    return prove_disjoint(seed_check, name, [(f"{name} record {row['record']} (id {row['id'][:12]})", row)
+                                             for row in rows], eval_sets, refused)
+
+
+def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, key: SigningKey,
+                  seed_check: SeedCheck | None = None) -> Path:
     """Write the approved records of gold set `name` as its next version, signed with `key`;
-    returns its folder."""
+    returns its folder. A seed set needs `seed_check`, and is locked only when it proves
+    the rows disjoint from every eval set of the task (`seed_sets.py`)."""
     if not user.reviews:
         raise GoldSetError(f"{user.name} is a {user.role}: only a reviewer or admin locks a gold set")
     gold_set = store.gold_set(name)
@@ -119,10 +142,15 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
         last_manifest = json.loads((last / MANIFEST).read_text())
         if last_manifest["sha256"] == hashlib.sha256(body).hexdigest():
             raise GoldSetError(f"nothing changed since {last}: no new version written")
+        if manifest_purpose(last_manifest) != gold_set["purpose"]:
+            raise GoldSetError(f"{last} was locked with purpose {manifest_purpose(last_manifest)}, and this "
+                               f"database gives {name} purpose {gold_set['purpose']}: a set keeps its purpose; "
+                               "create a new set for the other")
         previous = {"version": number, "sha256": last_manifest["sha256"],
                     "manifest_sha256": file_sha256(last / MANIFEST)}
         previous_rows = [json.loads(line) for line in (last / RECORDS).read_text().splitlines()]
     version = (versions[-1][0] + 1) if versions else 1
+    disjointness = _seed_disjointness(gold_root, gold_set, rows, seed_check) if gold_set["purpose"] == SEED else None
 
     schema = store.label_schema(name)
     fields = form_fields(schema.answer_schema)
@@ -131,7 +159,8 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
     figures = agreement(store.submitted_labels(name), fields, schema.compare)
     progress = store.progress(name)
     manifest = {
-        "set": name, "version": version, "task": gold_set["task"], "task_path": gold_set["task_path"],
+        "set": name, "version": version, "purpose": gold_set["purpose"], "task": gold_set["task"],
+        "task_path": gold_set["task_path"],
         "locked_at": store.now(), "locked_by": user.name,
         "records": len(rows), "sha256": hashlib.sha256(body).hexdigest(),
         "record_sha256": [{"id": row["id"], "sha256": hashlib.sha256(line.encode()).hexdigest()}
@@ -148,6 +177,8 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
         "previous": previous,
         "changelog": _changelog(rows, previous_rows),
     }
+    if disjointness is not None:
+        manifest["disjoint_from_eval_sets"] = disjointness.as_dict()
 
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".v{version}."))
     try:
@@ -166,7 +197,8 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
     write_signed_versions(folder, entries, key)
     with store.transaction():
         store.log(user.name, "lock", name, None, None,
-                  {"version": version, "sha256": manifest["sha256"], "records": len(rows), "signed_by": key.id})
+                  {"version": version, "purpose": gold_set["purpose"], "sha256": manifest["sha256"],
+                   "records": len(rows), "signed_by": key.id})
     return target
 
 

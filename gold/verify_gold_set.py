@@ -3,8 +3,9 @@
 `verify_version` checks one `gold/sets/<set>/v<N>/` against its manifest and returns
 every problem: the whole file's sha256, the count, each line's sha256 and id (the id is
 recomputed from prompt and reference, so an edit that also rewrote the id is caught),
-the guidelines copy, no extra or missing files, and the previous version's hashes, so an
-older version cannot be swapped underneath. A `v<N>` folder without a manifest is an
+the guidelines copy, no extra or missing files, a purpose gold knows (none: an eval set
+locked before sets had one), and the previous version's hashes, so an older version
+cannot be swapped underneath. A `v<N>` folder without a manifest is an
 unlocked set: a problem too.
 
 These checks say *where* a version changed; they cannot say whether the manifest itself
@@ -19,7 +20,7 @@ import json
 from pathlib import Path
 
 from datagen.foundation.hashing import canonical_json, content_id, file_sha256
-from gold.gold_sets import GUIDELINES, MANIFEST, RECORDS
+from gold.gold_sets import GUIDELINES, MANIFEST, PURPOSES, RECORDS, manifest_purpose
 
 _MANIFEST_KEYS = ("set", "version", "task", "records", "sha256", "record_sha256", "guidelines_sha256", "previous")
 
@@ -41,6 +42,8 @@ def verify_version(version: Path) -> list[str]:
     if manifest["set"] != version.parent.name or f"v{manifest['version']}" != version.name:
         problems.append(f"{manifest_path}: says {manifest['set']}/v{manifest['version']}, but lies in "
                         f"{version.parent.name}/{version.name}")
+    if manifest_purpose(manifest) not in PURPOSES:
+        problems.append(f"{manifest_path}: purpose {manifest_purpose(manifest)!r} is not one of {', '.join(PURPOSES)}")
     extra = sorted({path.name for path in version.iterdir()} - {MANIFEST, RECORDS, GUIDELINES})
     if extra:
         problems.append(f"{version}: files that are not part of the locked set: {', '.join(extra)}")

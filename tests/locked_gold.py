@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gold.labeling_store import LabelingStore, User
 from gold.lock_gold_set import lock_gold_set
 from gold.people import add_user
+from gold.seed_sets import SeedCheck
 from gold.signing import SigningKey, trust_key
 
 LABELER, REVIEWER = User("lena", "labeler"), User("rob", "reviewer")
@@ -38,8 +39,10 @@ def write_key_file(key: SigningKey, path: Path) -> Path:
     return path
 
 
-def lock_gold_rows(gold_root: Path, name: str, task_path: str, rows: list[tuple[str, dict]]) -> Path:
-    """Lock `rows` (prompt, answer) as the next version of gold set `name`; returns its folder."""
+def lock_gold_rows(gold_root: Path, name: str, task_path: str, rows: list[tuple[str, dict]], purpose: str = "eval",
+                   seed_check: SeedCheck | None = None) -> Path:
+    """Lock `rows` (prompt, answer) as the next version of gold set `name`, an eval set or
+    a seed set (which `seed_check` must prove disjoint from the eval sets); returns its folder."""
     gold_root = trusted_root(gold_root)
     store = LabelingStore(gold_root.parent / f"{name}-labeling.sqlite3")
     try:
@@ -47,7 +50,7 @@ def lock_gold_rows(gold_root: Path, name: str, task_path: str, rows: list[tuple[
             add_user(store, "test", LABELER.name, LABELER.role, "labeler-secret")
             add_user(store, "test", REVIEWER.name, REVIEWER.role, "reviewer-secret")
         if name not in {gold_set["name"] for gold_set in store.gold_sets()}:
-            store.create_set("test", name, task_path, 1)
+            store.create_set("test", name, task_path, 1, purpose)
         (gold_root / name).mkdir(parents=True, exist_ok=True)
         (gold_root / name / "GUIDELINES.md").write_text("# Test guidelines\n")
         with store.transaction():
@@ -56,6 +59,6 @@ def lock_gold_rows(gold_root: Path, name: str, task_path: str, rows: list[tuple[
             store.save_label(LABELER, name, record_id, answer=answer, submit=True, base_version=None)
             version = store.record_view(REVIEWER, name, record_id)["version"]
             store.approve(REVIEWER, name, record_id, answer=answer, base_version=version)
-        return lock_gold_set(store, REVIEWER, name, gold_root, TEST_KEY)
+        return lock_gold_set(store, REVIEWER, name, gold_root, TEST_KEY, seed_check)
     finally:
         store.close()
