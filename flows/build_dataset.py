@@ -5,6 +5,9 @@
 Stages (each written to `runs/<run_id>/<stage>/` with a manifest, so a re-run with the
 same run id skips what already finished):
 
+    seed            optional: a locked seed set's rows (gold-seed provenance), proven
+                    disjoint from the task's eval sets on every run, for the teachers'
+                    few-shot turns, self-generation's seeds and SFT anchor rows
     prompts         the task's rule-based generator, with known labels
     imported        optional: the user's own prompts, SFT rows or pairs (JSONL/parquet in
                     TRL, Alpaca, ShareGPT or plain layout); broken rows kept with reasons.
@@ -15,7 +18,8 @@ same run id skips what already finished):
                     MinHash dedupe, before any teacher is paid
     answers         n teacher samples per prompt, over the OpenAI-compatible API
     verified        filters with reasons: truncated, too long, unparseable, schema, wrong fields
-    sft             one answer per prompt: a verified teacher answer, else the known label
+    sft             one answer per prompt: a verified teacher answer, else the known label;
+                    and the seed rows as anchors
     pairs           chosen vs a plausible wrong sample: verifier-ranked or minimal correction
     export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files
 
@@ -47,12 +51,20 @@ from datagen.exports.sft_examples import SftSelectionConfig, sft_rows
 from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
 from datagen.filters.prompt_length import PromptBound, prompt_bounds, split_too_long
 from datagen.foundation.hashing import canonical_json, file_sha256
-from datagen.foundation.records import examples_from_frame, examples_to_frame, pairs_from_frame, pairs_to_frame
+from datagen.foundation.records import Example, examples_from_frame, examples_to_frame, pairs_from_frame, pairs_to_frame
 from datagen.foundation.row_files import RowFileError
 from datagen.foundation.run_store import RunStore, write_text_atomic
 from datagen.foundation.task import Task, import_task
 from datagen.generation.imports import ImportConfig, check_importable, import_file
 from datagen.generation.labelled_prompts import LabelledPromptConfig, labelled_prompts
+from datagen.generation.seed_examples import (
+    SeedRow,
+    SeedSetConfig,
+    few_shot_rows,
+    seed_examples,
+    seed_source,
+    with_seed_few_shot,
+)
 from datagen.generation.self_instruct import SelfInstructConfig
 from datagen.judge.judge_answers import JudgeConfig
 from datagen.pairs.pair_report import pair_report, pair_report_markdown
@@ -66,6 +78,7 @@ from datagen.serving.server_processes import ModelServerError
 from datagen.teacher.distill import DistillConfig
 from evals.contamination.audit_inputs import record_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
+from evals.contamination.seed_disjointness import seed_disjointness
 from flows.graceful_stop import Stopped, run_command
 from flows.prefect_api import PrefectApiError
 from flows.recipe import RecipeError, load_recipe
@@ -78,6 +91,7 @@ from flows.teacher_tasks import (
     rejects_frame,
 )
 from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
+from gold.seed_sets import locked_seed_rows, prove_disjoint
 
 
 class BuildDatasetRecipe(BaseModel):
@@ -88,6 +102,8 @@ class BuildDatasetRecipe(BaseModel):
     task: str  # import path of a Task, e.g. "datagen.tasks.support_triage:TASK"
     runs_dir: Path = Path("runs")
     prompts: LabelledPromptConfig = LabelledPromptConfig()
+    # A locked human seed set (gold/seed_sets.py): few-shot turns, self-generation seeds, SFT anchors.
+    seed: SeedSetConfig | None = None
     imports: list[ImportConfig] = []
     self_instruct: SelfInstructConfig | None = None
     prompt_dedupe: PromptDedupeConfig = PromptDedupeConfig()
@@ -146,6 +162,46 @@ def generate_prompts(store: RunStore, task_: Task, config: LabelledPromptConfig)
 
 
 @task(cache_policy=NO_CACHE)
+def use_seed_set(store: RunStore, root: GoldRoot, eval_sets: list[LockedGoldSet], config: SeedSetConfig,
+                 gate: ContaminationGateConfig, task_: Task) -> tuple[list[Example], dict]:
+    """The recipe's seed set, proven disjoint from the task's eval sets by the gate's audit on
+    every run, since an eval set locked since the last may come close to it (refused,
+    naming the rows and measures; `contamination/seed_disjointness.json` says why either
+    way); its rows written as the `seed` stage. A run begun on another version of the seed
+    set makes again what it made from it. Returns the seed rows for the few-shot turns and
+    the check's result."""
+    locked = root.seed_set(config.set, task_.name)
+    verdict = store.run_dir / "contamination" / "seed_disjointness.json"
+
+    def check(seed: str, rows: list[tuple[str, dict]], against: list[LockedGoldSet]):
+        return seed_disjointness(seed, rows, against, gate.audit, report_dir=store.run_dir / "contamination" / "seed")
+
+    try:
+        proof = prove_disjoint(check, locked.label, locked_seed_rows(locked), eval_sets,
+                               f"seed set {locked.name} is not used")
+    except GoldSetError as refused:
+        write_text_atomic(verdict, json.dumps({"verdict": "refused", "error": str(refused)}, indent=1))
+        raise
+    write_text_atomic(verdict, json.dumps(proof.as_dict(), indent=1))
+    get_run_logger().info("seed set %s: disjoint from %s (%s)", locked.label,
+                          ", ".join(ref["set"] for ref in proof.eval_sets), ", ".join(proof.methods))
+    if store.is_complete("seed") and store.manifest("seed")["config"]["seed_set"]["digest"] != locked.digest:
+        get_run_logger().info("seed set is %s now; made again: %s", locked.label, ", ".join(store.remove_stage("seed")))
+    if not store.is_complete("seed"):
+        rows = [SeedRow(row["id"], row["prompt"], row["reference"]) for row in locked.rows]
+        seeds = seed_examples(rows, seed_source(locked.name, locked.digest), task_, store.run_id)
+        store.write_stage(
+            "seed",
+            {"part": examples_to_frame(seeds)},
+            config=config.model_dump(mode="json") | {"seed_set": locked.ref()},
+            inputs=[],
+            summary={"few_shot": [row.parent_ids[0] for row in few_shot_rows(seeds, config.few_shot, task_)],
+                     "disjointness": proof.as_dict()},
+        )
+    return few_shot_rows(examples_from_frame(store.read("seed")), config.few_shot, task_), proof.as_dict()
+
+
+@task(cache_policy=NO_CACHE)
 def import_data(store: RunStore, task_: Task, imports: list[ImportConfig]) -> None:
     """The user's own files, read into records: prompts join the generated prompts before
     dedupe; an SFT row's prompt does too, and its answer joins the teacher answers at the
@@ -181,13 +237,15 @@ def import_data(store: RunStore, task_: Task, imports: list[ImportConfig]) -> No
 
 @task(cache_policy=NO_CACHE)
 def dedupe(store: RunStore, config: PromptDedupeConfig, bounds: list[PromptBound],
-           max_prompt_tokens: int | None) -> None:
+           max_prompt_tokens: int | None, few_shot_from: str | None = None) -> None:
     """Prompts too long for a model that will be asked set aside, then exact and near
-    duplicates removed, before any teacher is paid."""
+    duplicates removed, before any teacher is paid. `few_shot_from`: the stage whose rows
+    are the teachers' few-shot turns (the seed set's), which the bounds and every answer
+    after depend on."""
     if store.is_complete("unique_prompts"):
         return
     prompts = examples_from_frame(store.read("prompts"))
-    inputs = ["prompts"]
+    inputs = ["prompts"] + ([few_shot_from] if few_shot_from else [])
     for stage in ("imported", "self_instruct"):
         if store.is_complete(stage):
             prompts += [e for e in examples_from_frame(store.read(stage)) if e.response is None]
@@ -238,17 +296,18 @@ def verify_answers(store: RunStore, task_: Task, config: AnswerFilterConfig) -> 
 
 
 @task(cache_policy=NO_CACHE)
-@task(cache_policy=NO_CACHE)
-def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig) -> None:
+def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig, anchors_from: str | None = None) -> None:
+    """One row per prompt, and the rows of stage `anchors_from` (the seed set's) as they are."""
     if store.is_complete("sft"):
         return
+    anchors = examples_from_frame(store.read(anchors_from)) if anchors_from else []
     rows = sft_rows(examples_from_frame(store.read("verified")), examples_from_frame(store.read("unique_prompts")),
-                    task_, config)
+                    task_, config, anchors)
     store.write_stage(
         "sft",
         {"part": examples_to_frame(rows)},
         config=config.model_dump(mode="json"),
-        inputs=["verified", "unique_prompts"],
+        inputs=["verified", "unique_prompts"] + ([anchors_from] if anchors_from else []),
         summary={"rows_by_source": dict(Counter(r.source for r in rows))},
     )
 
@@ -303,9 +362,11 @@ def verify_gold_sets(config: ContaminationGateConfig, task_: Task) -> tuple[Gold
 
 @task(cache_policy=NO_CACHE)
 def export_datasets(store: RunStore, task_path: str, config: ContaminationGateConfig,
-                    gold_sets: list[LockedGoldSet]) -> None:
-    """The export files, after the contamination gate: no row near a locked gold row of
-    the task leaves the run unless the recipe removes it or overrides with a reason."""
+                    gold_sets: list[LockedGoldSet], seed_check: dict | None = None) -> None:
+    """The export files, after the contamination gate: no row near a locked eval row of
+    the task leaves the run unless the recipe removes it or overrides with a reason. The
+    seed set's disjointness check (`seed_check`), when one was used, is recorded beside
+    the gate's verdict: seed rows are trained on, so the gate checks eval sets only."""
     if store.is_complete("export"):
         return
     sft = examples_from_frame(store.read("sft"))
@@ -322,7 +383,7 @@ def export_datasets(store: RunStore, task_path: str, config: ContaminationGateCo
         {},
         config={"task": task_path, "contamination_gate": config.model_dump(mode="json")},
         inputs=["sft", "pairs"],
-        summary={"contamination_gate": gate.as_dict()},
+        summary={"contamination_gate": gate.as_dict(), "seed_set": seed_check},
         write_files=lambda folder: write_exports(folder, sft, pairs, task_),
     )
 
@@ -364,6 +425,11 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
     get_run_logger().info("run %s in %s", store.run_id, store.run_dir)
     task_ = recipe.load_task()
     gold_root, gold_sets = verify_gold_sets(recipe.contamination_gate, task_)
+    seed, seed_check = recipe.seed, None
+    if seed is not None:
+        shots, seed_check = use_seed_set(store, gold_root, gold_sets, seed, recipe.contamination_gate, task_)
+        if seed.few_shot:
+            task_ = with_seed_few_shot(task_, shots)
     generate_prompts(store, task_, recipe.prompts)
     if recipe.imports:
         import_data(store, task_, recipe.imports)
@@ -371,10 +437,11 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
     with contextlib.ExitStack() as stack:
         servers = ModelServers(store.run_dir / "logs", stack)  # started on first use, stopped after the block
         if recipe.self_instruct is not None and not store.is_complete("self_instruct"):
-            generate_self_instruct(store, task_, recipe.self_instruct, distill, servers)
+            generate_self_instruct(store, task_, recipe.self_instruct, distill, servers,
+                                   seeds_from="seed" if seed and seed.self_instruct_seeds else "prompts")
         dedupe(store, recipe.prompt_dedupe,
                prompt_bounds(task_, distill.teachers, recipe.student, distill.max_prompt_tokens),
-               distill.max_prompt_tokens)
+               distill.max_prompt_tokens, few_shot_from="seed" if seed and seed.few_shot else None)
         if not store.is_complete("answers"):
             distill_answers(store, task_, distill, servers)
         if recipe.student is not None and not store.is_complete("student_answers"):
@@ -382,9 +449,9 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
         verify_answers(store, task_, recipe.answer_filters)
         if recipe.judge is not None and not store.is_complete("judge"):
             judge_answers(store, task_, recipe.judge, distill.cache_path, servers, gold_root.prompt_index())
-    select_sft_rows(store, task_, recipe.sft)
+    select_sft_rows(store, task_, recipe.sft, anchors_from="seed" if seed and seed.sft_anchors else None)
     build_pair_set(store, task_, recipe.pairs)
-    export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets)
+    export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets, seed_check)
     report_curation(store, task_)
     return summarize_run(store)
 

@@ -62,9 +62,10 @@ def rejects_frame(rejected: list[tuple[Example, str]]) -> pl.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def generate_self_instruct(store: RunStore, task_: Task, config: SelfInstructConfig, distill: DistillConfig,
-                           servers: ModelServers) -> None:
-    """New inputs written by the teachers, seeded with the generated prompts."""
-    seeds = examples_from_frame(store.read("prompts"))
+                           servers: ModelServers, seeds_from: str = "prompts") -> None:
+    """New inputs written by the teachers, seeded with the rows of stage `seeds_from`: the
+    generated prompts, or a seed set's human-written rows (`seed`)."""
+    seeds = examples_from_frame(store.read(seeds_from))
     endpoints = [servers.endpoint(t) for t in distill.teachers]
     cache = _response_cache(distill.cache_path)
     try:
@@ -81,7 +82,7 @@ def generate_self_instruct(store: RunStore, task_: Task, config: SelfInstructCon
         "self_instruct",
         {"part": examples_to_frame(result.kept), "rejects": rejects_frame(result.rejected)},
         config=config.model_dump(mode="json"),
-        inputs=["prompts"],
+        inputs=[seeds_from],
         summary={
             "stop_reason": result.stop_reason,
             "rounds": [dataclasses.asdict(r) for r in result.rounds],

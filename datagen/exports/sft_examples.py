@@ -10,13 +10,17 @@ model gets only a few tickets fully right. Every row says which it is in `source
 Answers to prompts with no known label (self-generated ones) passed only the format
 filters; they are used when the recipe says so (`use_unlabelled`).
 
-Input: verified answers and the prompts they answer. Output: at most one row per prompt,
-teacher rows first, then reference rows, each in prompt order.
+A seed set's rows (`datagen/generation/seed_examples.py`), when the recipe makes them
+anchors, join as they are: human answers, with their `gold-seed:` source and gold row id.
+
+Input: verified answers, the prompts they answer, and anchors. Output: at most one row per
+prompt, teacher rows first, then reference rows, each in prompt order, then the anchors.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,7 +67,8 @@ def reference_answer(prompt: Example, task: Task) -> Example:
 
 
 def sft_rows(
-    verified: list[Example], prompts: list[Example], task: Task, config: SftSelectionConfig
+    verified: list[Example], prompts: list[Example], task: Task, config: SftSelectionConfig,
+    anchors: Sequence[Example] = (),
 ) -> list[Example]:
     if not config.use_unlabelled:
         # Imported answers (no teacher) are the user's own and stay.
@@ -74,4 +79,4 @@ def sft_rows(
         rows += [
             reference_answer(p, task) for p in prompts if p.id not in answered and p.reference is not None
         ]
-    return rows
+    return rows + list(anchors)

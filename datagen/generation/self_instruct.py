@@ -25,7 +25,8 @@ A round that crosses a threshold is not kept: its inputs go to the rejects with 
 `collapsed_round: ...` and generation stops, with the reason in the round report. An
 earlier round's inputs stay kept.
 
-Input: seed Examples (any prompts; their labels are not used). Output: new Examples with
+Input: seed Examples (any prompts; their labels are not used): the build's generated
+prompts, or a locked seed set's human-written rows (`seed_examples.py`). Output: new Examples with
 `prompt` only (no reference: nobody knows their label), `teacher` = who wrote it,
 `parent_ids` = the inputs shown, `template_id` = `self_instruct/round-R/<topic>`.
 Every request goes through the response cache, and a round's requests depend only on the

@@ -51,6 +51,14 @@ def run_summary(store: RunStore) -> dict:
         summary["answers kept without a known label"] = manifests["verified"]["summary"]["kept_without_reference"]
         for key, usage in generated["summary"]["usage"].items():
             summary["teacher usage"][f"{key} (self-generation)"] = usage
+    if store.is_complete("seed"):
+        seed = store.manifest("seed")
+        # The check of this run's export; every run checks again (contamination/seed_disjointness.json).
+        check = manifests["export"]["summary"].get("seed_set") or seed["summary"]["disjointness"]
+        summary["seed set"] = {"set": seed["config"]["seed_set"]["set"], "digest": seed["config"]["seed_set"]["digest"],
+                               "rows": seed["counts"]["part"], "few_shot": len(seed["summary"]["few_shot"]),
+                               "verdict": check["verdict"], "eval_sets": [ref["set"] for ref in check["eval_sets"]],
+                               "methods": check["methods"]}
     if store.is_complete("student_answers"):
         student = store.manifest("student_answers")
         summary["student answers rejected by reason"] = student["summary"]["rejected_by_reason"]
@@ -62,6 +70,11 @@ def run_summary(store: RunStore) -> dict:
 def summary_markdown(summary: dict) -> str:
     lines = [f"# Dataset build `{summary['run_id']}`", "", "| stage | rows |", "|---|---:|"]
     lines += [f"| {name} | {count} |" for name, count in summary["counts"].items()]
+    if "seed set" in summary:
+        seed = summary["seed set"]
+        lines += ["", f"**seed set** `{seed['set']}` (digest {seed['digest'][:16]}): {seed['rows']} rows, "
+                  f"{seed['few_shot']} as few-shot turns; {seed['verdict']} from {', '.join(seed['eval_sets'])} "
+                  f"by {', '.join(seed['methods'])}"]
     titles = (
         "prompts rejected by reason", "prompts removed by dedupe", "answers rejected by reason", "wrong fields in plausible answers",
         "SFT rows by source", "pairs by strategy", "student answers rejected by reason",
