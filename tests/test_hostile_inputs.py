@@ -151,7 +151,8 @@ def test_ctrl_c_with_the_embedded_teacher_answering_stops_its_server_too(tmp_pat
     assert code == 130, stderr[-3000:]
     assert re.search(r"^stopped: SIGINT received; \d+ of 12 answers are cached", stderr, re.MULTILINE), stderr[-3000:]
     assert "Traceback" not in stderr, stderr
-    assert any(" serve SmolLM2-135M-Instruct " in c for c in descendants.commands())
+    assert any("vllm.entrypoints.openai.api_server" in c and "SmolLM2-135M-Instruct" in c
+               for c in descendants.commands())
     assert descendants.alive_after_exit(session=descendants.process.pid) == []
 
 

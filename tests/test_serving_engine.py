@@ -110,7 +110,7 @@ def test_the_engine_holds_the_base_model_to_the_answer_schema(engine, embedded_m
     rows = GoldRoot("gold/sets").get("support_triage").rows[:8]
     chats = [TASK.messages(row["prompt"], few_shot=False) for row in rows]
     outputs = over_api(EndpointConfig(base_url=base_url, model=embedded_model.name), chats,
-                               max_new_tokens=112, seed=0, response_format=json_schema_format(TASK.answer_schema))
+                               max_new_tokens=320, seed=0, response_format=json_schema_format(TASK.answer_schema))
     # Every output is an object with the schema's keys and allowed values: the JSON Schema,
     # which the engine enforces; the 20-word summary rule is a validator outside it.
     properties = TASK.answer_schema.model_json_schema()["properties"]

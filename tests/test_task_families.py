@@ -79,7 +79,9 @@ def write_recipes(tmp_path: Path, task: str, teacher_url: str, tiny_model: Path,
     train["dpo"] |= {"max_steps": 1, "batch_size": 4, "gradient_accumulation_steps": 1}
     flight = committed(f"preflight_{task}.yaml")
     flight |= {"train_recipe": str(tmp_path / "train.yaml"), "out": str(tmp_path / "preflight"),
-               "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4}}
+               "generation": {"target_max_new_tokens": 8, "regression_max_new_tokens": 4, "batch_size": 4,
+                              # the engines are tested in test_serving_engine; here the flow
+                              "engine": "in_process"}}
     for name, recipe in (("build", build), ("train", train), ("preflight", flight)):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
     return tmp_path

@@ -21,6 +21,7 @@ Settings, and why:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +47,18 @@ def vllm_python() -> Path:
     return python
 
 
+def context_tokens(model_dir: Path, wanted: int) -> int:
+    """`wanted`, or less when the model's config.json says it was trained on fewer
+    positions: vLLM refuses a longer `--max-model-len` (and a smaller test model, or a
+    2k-context checkpoint, would otherwise fail to start)."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return wanted  # vLLM names the problem itself when it reads the folder
+    positions = config.get("max_position_embeddings")
+    return min(wanted, int(positions)) if isinstance(positions, (int, float)) and positions > 0 else wanted
+
+
 @contextlib.contextmanager
 def serve_model(model_dir: Path, log_path: Path, *, served_name: str | None = None, dtype: str = "float32",
                 kv_cache_gib: int = 2, max_model_len: int = 8192, lora_modules: dict[str, Path] | None = None,
@@ -56,7 +69,7 @@ def serve_model(model_dir: Path, log_path: Path, *, served_name: str | None = No
     model_dir = Path(model_dir).resolve()
     command = [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", served_name or model_dir.name, "--host", "127.0.0.1", "--port", str(port),
-               "--dtype", dtype, "--max-model-len", str(max_model_len),
+               "--dtype", dtype, "--max-model-len", str(context_tokens(model_dir, max_model_len)),
                # Requests always carry their sampling settings; the model's own
                # generation_config must not change what "temperature 0" means.
                "--generation-config", "vllm"]
