@@ -275,3 +275,29 @@ def test_crucible_gold_lock_runs_the_full_audit_on_a_seed_set(tmp_path, capsys):
     assert f"ok     {root / 'triage_seed' / 'v1'}\n" in out
     locked = GoldRoot(root).seed_set("triage_seed", "support_triage")
     assert [row["prompt"] for row in locked.rows] == [EMAIL]
+
+
+def test_the_demo_seed_set_is_locked_signed_varied_and_disjoint_from_the_triage_eval_set():
+    """gold/sets/support_triage_seed (made by gold/demo/build_demo_sets.py, locked by
+    `crucible gold lock`): a verified seed set of at least 30 tickets showing every label
+    value, whose signed proof names the newest triage eval version, and which the audit's
+    text measures still find disjoint from it (the embedding measure ran at the lock)."""
+    from evals.contamination.audit import AuditConfig
+
+    gold = GoldRoot(REPO / "gold" / "sets")
+    seed = gold.seed_set("support_triage_seed", "support_triage")
+    newest_eval = gold.newest("support_triage")
+    assert seed.purpose == "seed" and len(seed.rows) >= 30
+    assert seed.manifest["label_counts"] == {  # every value of every closed field, with its count
+        "category": {"account_access": 4, "billing_error": 5, "cancellation": 4, "damaged_item": 6,
+                     "product_question": 4, "refund_request": 6, "shipping_delay": 4, "wrong_item": 5},
+        "priority": {"high": 23, "low": 3, "normal": 7, "urgent": 5}, "needs_human": {"false": 17, "true": 21}}
+    proof = seed.manifest["disjoint_from_eval_sets"]
+    assert proof["verdict"] == "disjoint"
+    assert [ref["digest"] for ref in proof["eval_sets"]] == [locked.digest for locked in newest_eval]
+    ids = [row["order_id"] for row in (r["reference"] for r in seed.rows)]
+    assert sum(i is None for i in ids) >= 10 and sum(i is not None for i in ids) >= 10
+
+    again = seed_disjointness(seed.label, [(str(i), row) for i, row in enumerate(seed.rows)], newest_eval,
+                              AuditConfig(methods=["exact", "ngram", "minhash"]))
+    assert again.verdict == "disjoint", again.overlaps

@@ -1,13 +1,21 @@
 """Rebuild the demo gold sets' labeling database and lock them: the record of how
-`gold/sets/{support_triage,invoice_extraction,text_to_sql,general_regression}/v1` were made.
+`gold/sets/{support_triage,invoice_extraction,text_to_sql,general_regression}/v1` and the
+seed set `gold/sets/support_triage_seed/v1` were made.
 
     python -m gold.demo.build_demo_sets [--db gold/work/demo-labeling.sqlite3] [--sets NAME ...] [--lock]
+
+    # the seed set: built here, locked by crucible, which proves it disjoint from the eval sets
+    python -m gold.demo.build_demo_sets --db gold/work/seed-labeling.sqlite3 --sets support_triage_seed
+    crucible gold lock support_triage_seed --as adjudicator --db gold/work/seed-labeling.sqlite3
 
 The inputs, all in this folder, written by hand for the demo (not by the template
 generators), for each task's set:
 - `<rows file>`: the inputs, each with its author's label and a note for hard cases:
   `support_triage_tickets.jsonl` (130 tickets), `invoice_extraction_documents.jsonl` (44
-  invoices and receipts), `text_to_sql_questions.jsonl` (48 questions about the shop);
+  invoices and receipts), `text_to_sql_questions.jsonl` (48 questions about the shop),
+  `support_triage_seed_tickets.jsonl` (38 tickets for the triage seed set, written after
+  and apart from the eval tickets, spread over every category, priority, needs_human and
+  the order-id decoys);
 - `<set>_second_labels.jsonl`: a second labeler's labels of the same inputs, made from the
   set's guidelines alone without seeing the author's;
 - `<set>_adjudications.jsonl` (when there are any): the reviewer's decision on every input
@@ -19,6 +27,13 @@ and `general_regression_rows.jsonl`: 90 general prompts with checkable answers.
 Everything goes through the same store calls as the web page (import, two submitted
 labels per ticket, review by a third person who labeled none of them), so the manifest's
 agreement figures are the measured agreement of the two labelers.
+
+A seed set (`purpose: seed`, `gold/seed_sets.py`) is created and labeled the same way,
+but this script does not lock it: gold sits below the contamination audit that must
+prove a seed set disjoint from the task's eval sets before it is locked, and `crucible
+gold lock` is what hands that audit in. The seed tickets' two label passes were written
+by one author session, the second from the text and the guidelines alone; they
+disagreed on one product, adjudicated in `support_triage_seed_adjudications.jsonl`.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gold.gold_sets import GOLD_ROOT
+from gold.gold_sets import EVAL, GOLD_ROOT, SEED
 from gold.import_records import import_records
 from gold.labeling_store import LabelingStore, User
 from gold.lock_gold_set import lock_gold_set
@@ -49,6 +64,7 @@ class TaskSet:
     task_path: str
     rows: str
     source: str  # where the texts came from, as the store records it
+    purpose: str = EVAL  # or SEED: rows builds take as few-shot turns, seeds and anchors
 
 
 TASK_SETS = (
@@ -58,7 +74,10 @@ TASK_SETS = (
             "handwritten-demo-invoices"),
     TaskSet("text_to_sql", "datagen.tasks.text_to_sql:TASK", "text_to_sql_questions.jsonl",
             "handwritten-demo-questions"),
+    TaskSet("support_triage_seed", "datagen.tasks.support_triage:TASK", "support_triage_seed_tickets.jsonl",
+            "handwritten-demo-seed-tickets", SEED),
 )
+DEFAULT_SETS = ("support_triage", "invoice_extraction", "text_to_sql", REGRESSION)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -84,7 +103,7 @@ def build_task_set(store: LabelingStore, task_set: TaskSet) -> None:
     second = {row["index"]: row for row in _lines(HERE / f"{name}_second_labels.jsonl")}
     adjudications = HERE / f"{name}_adjudications.jsonl"
     decisions = {row["index"]: row for row in _lines(adjudications)} if adjudications.is_file() else {}
-    store.create_set("build_demo_sets", name, task_set.task_path, 2)
+    store.create_set("build_demo_sets", name, task_set.task_path, 2, task_set.purpose)
     ids = _import_texts(store, name, [row["text"] for row in authored], task_set.source)
     for index, (record_id, row) in enumerate(zip(ids, authored)):
         store.save_label(AUTHOR, name, record_id, answer=row["label"], note=row["note"], submit=True,
@@ -120,12 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=Path("gold/work/demo-labeling.sqlite3"))
     parser.add_argument("--gold-root", type=Path, default=GOLD_ROOT)
     parser.add_argument("--sets", nargs="+", choices=[s.name for s in TASK_SETS] + [REGRESSION],
-                        default=[s.name for s in TASK_SETS] + [REGRESSION], help="the sets to build (default: all)")
+                        default=list(DEFAULT_SETS), help="the sets to build (default: the eval sets)")
     parser.add_argument("--lock", action="store_true", help="lock the sets built as their next version")
     parser.add_argument("--key", type=Path, default=None,
                         help="the signing key to lock with (default: as `crucible gold lock`); the gold root must "
                         "trust it")
     args = parser.parse_args(argv)
+    seeds = [s.name for s in TASK_SETS if s.name in args.sets and s.purpose == SEED]
+    if args.lock and seeds:
+        raise SystemExit(f"{', '.join(seeds)}: a seed set is locked by `crucible gold lock NAME --as "
+                         f"{REVIEWER.name} --db {args.db}`, which proves it disjoint from the eval sets first")
     key = load_signing_key(args.key or default_key_path(), REVIEWER.name) if args.lock else None
     if args.db.exists():
         raise SystemExit(f"{args.db} exists: this script builds a fresh database; move it away first")
