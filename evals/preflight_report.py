@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from datagen.foundation.run_store import write_text_atomic
+from evals.preflight_explanations import ablations_table, on_policy_table, rules_table, table
 
 LENGTH_BINS = (0, 100, 200, 300, 400, 600)  # output characters; a demo answer is ~250
 
@@ -41,12 +42,6 @@ def _read(folder: Path, kind: str) -> tuple[dict | None, list[dict]]:
         return None, []
     rows = [json.loads(line) for line in (folder / f"{kind}.jsonl").read_text().splitlines()]
     return json.loads(summary.read_text()), rows
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _figure(width: float = 7.5, height: float = 3.8) -> Figure:
@@ -140,7 +135,10 @@ def _training_rows(training: dict[str, Path]) -> list[list[str]]:
 
 
 def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: dict, gold: tuple,
-                 training: dict[str, Path], metric: str, tolerance: float) -> str:
+                 training: dict[str, Path], metric: str, tolerance: float, min_schema_valid: float, rules: dict[str, dict] | None = None,
+                 ablations: list = (), ablations_folder: Path | None = None) -> str:
+    """`rules`: per model, `evals.rule_scores.rule_accuracy` (None: the task has no labelling
+    rules); `ablations` and `ablations_folder`: the recipe's ablations and where their exports are."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     fields = list(task.answer_schema.model_fields)
@@ -177,6 +175,7 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
                if (path := plot_losses(run, train_out, plots / f"loss-{run}.png")) is not None]
 
     target_gold, regression_gold = gold
+    base = next(iter(target))  # the first candidate: the base model with the few-shot prompt
     lines = [
         f"# Preflight: {task.name}", "",
         f"Target eval: locked gold set `{target_gold.name}` ({len(target_gold.rows)} rows, sha256 "
@@ -184,22 +183,40 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
         f"({len(regression_gold.rows)} rows). Every score is computed by code; brackets are bootstrap 95% "
         "intervals (1,000 resamples of the gold rows).", "",
         "## Comparison", "",
-        _table(comparison_header, comparison), "",
+        table(comparison_header, comparison), "",
         "## Verdicts", "",
-        f"Rule: escalate a fine-tune only if (1) its gain over `{next(iter(target))}` on per-row {metric} "
+        f"Rule: escalate a fine-tune only if (1) its gain over `{base}` on per-row {metric} "
         "has a paired 95% interval above zero, (2) its regression accuracy is at most "
-        f"{tolerance:.3f} below the base model's, and (3) its paired interval against the best baseline is "
-        "above zero. A target gain that costs regression is a trade-off, not a successful fine-tune.", "",
+        f"{tolerance:.3f} below the base model's, (3) its paired interval against the best baseline is "
+        f"above zero, and (4) at least {min_schema_valid:.2f} of its gold answers are schema-valid. A target gain "
+        "that costs regression is a trade-off, not a successful fine-tune. **why** names the causes of a "
+        "verdict other than escalate: format, the worst rule below the base model, forgetting.", "",
     ]
     for name, verdict in verdicts.items():
         lines.append(f"- **{name}: {verdict['verdict']}**")
         lines += [f"  - {reason}" for reason in verdict["reasons"]]
+        lines += [f"  - **why**: {cause}" for cause in verdict["causes"]]
     lines += ["", "## Candidates", ""]
     lines += [f"- **{candidate.name}** ({candidate.role}): {candidate.description}" for candidate in candidates]
-    lines += ["", "## Accuracy per field", "", _table(["model"] + fields, per_field), "",
-              "## Regression accuracy per skill", "", _table(["model"] + skills, per_skill), "",
+    if ablations:
+        lines += ["", "## What each ablation changed", "", ablations_table(list(ablations), ablations_folder)]
+    lines += ["", "## Accuracy per field", "", table(["model"] + fields, per_field), ""]
+    if rules:
+        lines += ["## Accuracy per labelling rule", "",
+                  ("Each gold row is scored on the field of every rule that decides it (the rules and how a gold "
+                   "row's are found: the task's `rules_of`, from the labelers' notes, the reference and the "
+                   f"prompt). Right/decided, the share and its Wilson 95% interval; ▼ below `{base}`."), "",
+                  rules_table(rules, base), ""]
+    rounds = on_policy_table(training)
+    if rounds:
+        lines += ["## On-policy rounds", "",
+                  ("Each round samples the policy (the SFT adapter, then each round's DPO adapter) on the training "
+                   "prompts and pairs its own plausible wrong answers against right ones "
+                   "(`train/on_policy_rounds.py`)."), "", rounds, ""]
+    lines += [
+              "## Regression accuracy per skill", "", table(["model"] + skills, per_skill), "",
               "## Training runs", "",
-              _table(["run", "stage", "rows", "steps", "loss", "tokens/s", "seconds"], _training_rows(training)), "",
+              table(["run", "stage", "rows", "steps", "loss", "tokens/s", "seconds"], _training_rows(training)), "",
               "## Plots", ""]
     lines += [f"![{path.stem}](plots/{path.name})" for path in images]
     lines += ["", "Per-row outputs: `evals/<model>/target.jsonl` and `regression.jsonl` beside this report.", ""]

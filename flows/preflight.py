@@ -46,6 +46,7 @@ from evals.candidate_verdicts import CandidateScores, PrimaryMetric, judge_candi
 from evals.contamination.gate import ContaminationError
 from evals.eval_candidates import Candidate, GenerationConfig
 from evals.preflight_report import write_report
+from evals.rule_scores import gold_rules, rule_accuracy
 from flows.graceful_stop import Stopped, run_command
 from flows.recipe import RecipeError, load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
@@ -66,6 +67,8 @@ class PreflightRecipe(BaseModel):
     metric: PrimaryMetric = Field("field_accuracy", description="the per-row target metric verdicts compare")
     regression_tolerance: float = Field(0.05, ge=0, le=1,
                                         description="the largest regression-accuracy drop an escalated fine-tune may have")
+    min_schema_valid: float = Field(0.98, ge=0, le=1, description="the least share of schema-valid gold answers an "
+                                    "escalated fine-tune may have (issue #17's bar for the demo's pilot)")
     constrained_baseline: bool = Field(True, description="also evaluate the base model under schema-constrained decoding")
     teacher: EndpointConfig | None = Field(None, description="evaluate the teacher endpoint as a baseline too "
                                            "(a server: base_url and model)")
@@ -150,14 +153,23 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
 
 
 @task(cache_policy=NO_CACHE)
-def report(metric: PrimaryMetric, tolerance: float, seed: int, found: list[Candidate], scores: list[CandidateScores],
-           task_path: str, gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], out: Path) -> dict:
+def report(metric: PrimaryMetric, tolerance: float, min_schema_valid: float, seed: int, ablations: list[Ablation],
+           found: list[Candidate], scores: list[CandidateScores], task_path: str,
+           gold: tuple[LockedGoldSet, LockedGoldSet], training: dict[str, Path], out: Path) -> dict:
     task_def = import_task(task_path)
+    rules = None
+    if task_def.labelling_rules:
+        decided = gold_rules(task_def, gold[0].rows)
+        rules = {candidate.name: rule_accuracy(task_def, decided, candidate.target_rows) for candidate in scores}
+        for candidate in scores:
+            candidate.rules = rules[candidate.name]
+        write_text_atomic(out / "rule_accuracy.json", json.dumps(rules, indent=1))
     verdicts = judge_candidates(scores, base=BASE, metric=metric, fields=len(task_def.answer_schema.model_fields),
-                                tolerance=tolerance, seed=seed)
+                                tolerance=tolerance, min_schema_valid=min_schema_valid, seed=seed)
     write_text_atomic(out / "verdicts.json", json.dumps(verdicts, indent=1))
-    markdown = write_report(out, task=task_def, candidates=found, evals=out / "evals",
-                            verdicts=verdicts, gold=gold, training=training, metric=metric, tolerance=tolerance)
+    markdown = write_report(out, task=task_def, candidates=found, evals=out / "evals", verdicts=verdicts, gold=gold,
+                            training=training, metric=metric, tolerance=tolerance, min_schema_valid=min_schema_valid,
+                            rules=rules, ablations=ablations, ablations_folder=out / "ablations")
     create_markdown_artifact(markdown, key="preflight-report", description=f"preflight of {task_def.name}")
     return verdicts
 
@@ -200,8 +212,8 @@ def preflight(recipe: PreflightRecipe | Path) -> dict:
             else:
                 regression_rows = None  # a decoding constraint or another model: not the weights under test
             scores.append(CandidateScores(candidate.name, candidate.role, target_rows, regression_rows))
-    verdicts = report(recipe.metric, recipe.regression_tolerance, recipe.generation.seed, found, scores, pilot.task,
-                      gold, training, out)
+    verdicts = report(recipe.metric, recipe.regression_tolerance, recipe.min_schema_valid, recipe.generation.seed,
+                      recipe.ablations, found, scores, pilot.task, gold, training, out)
     summary = {"out": str(out), "report": str(out / "report.html"), "verdicts": verdicts,
                "gold_sets": [locked.ref() for locked in gold],
                "pilot": pilot_manifest.get("final_adapter"), "wall_seconds": round(time.monotonic() - started, 1)}
@@ -233,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {verdict['verdict']}")
         for reason in verdict["reasons"]:
             print(f"    {reason}")
+        for cause in verdict["causes"]:
+            print(f"    why: {cause}")
     print(f"\nreport: {summary['report']}\n        {Path(summary['out']) / 'report.md'}")
     return 0
 

@@ -13,7 +13,8 @@ BETTER = [1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0]
 
 
 def target(exact: list[int]) -> list[dict]:
-    return [{"exact": bool(flag), "wrong_fields": [] if flag else ["category", "priority"]} for flag in exact]
+    return [{"exact": bool(flag), "schema_valid": True, "wrong_fields": [] if flag else ["category", "priority"]}
+            for flag in exact]
 
 
 def regression(right: list[int]) -> list[dict]:
@@ -43,7 +44,8 @@ def test_each_verdict_follows_the_rule():
     assert verdicts["good"]["gain_over_base"] == {"value": 0.4167, "ci95": (0.1667, 0.6667)}
     assert verdicts["forgetful"]["regression_change"]["value"] == -0.375
     assert verdicts["forgetful"]["checks"] == {"target_gain_beyond_interval": True,
-                                               "regression_within_tolerance": False, "beats_best_baseline": True}
+                                               "regression_within_tolerance": False, "beats_best_baseline": True,
+                                               "schema_valid_share": True}
     assert verdicts["weak"]["reasons"][0] == ("target vs base few-shot: +0.000 [+0.000, +0.000]; "
                                               "no gain beyond the interval")
 

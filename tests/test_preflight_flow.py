@@ -85,11 +85,25 @@ def test_the_preflight_compares_baselines_pilot_and_ablations_on_the_gold_rows(t
     assert set(verdicts) == {"pilot SFT+DPO", "ablation no-dpo", "ablation half"} == set(summary["verdicts"])
     for verdict in verdicts.values():
         assert verdict["verdict"] in {"escalate", "trade-off", "do not escalate"}
-        assert len(verdict["reasons"]) == 3 and verdict["metric"] == "field_accuracy"
+        assert len(verdict["reasons"]) == 4 and verdict["metric"] == "field_accuracy"
+        # 8 new tokens cannot finish an answer: format is named first, with its numbers.
+        assert verdict["causes"][0] == "format: schema-valid JSON on 0/2 = 0.000 [0.00, 0.66] of the gold rows, below 0.98"
+    rules = json.loads((out / "rule_accuracy.json").read_text())
+    assert set(rules) == {"base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo", "ablation half"}
+    # The second gold ticket is a plain product question with no id: it decides these rules.
+    assert rules["pilot SFT+DPO"]["low_plain_question"] == {
+        "field": "priority", "title": "low: a plain product question", "value": 0.0, "ci95": [0.0, 0.7935], "n": 1,
+        "right": 0}
     report = (out / "report.md").read_text()
     assert "| model | JSON parses | schema-valid | exact match | category macro-F1 |" in report
     for name in ("base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo", "ablation half"):
         assert f"| {name} |" in report
+    assert "| `low_plain_question` | priority | low: a plain product question | 1 | 0/1 0.00 [0.00, 0.79] |" in report
+    assert "## On-policy rounds" not in report  # the pilot trained DPO on the export's pairs
+    assert re.search(r"\| ablation half \| half the SFT rows \| 50% of the SFT rows \(seed 0\); no DPO \| "
+                     r"6 of 12 SFT, 0 of \d+ pairs \|", report)
+    assert "| ablation no-dpo | without DPO | no DPO | the pilot's SFT adapter itself |" in report
+    assert "  - **why**: format: schema-valid JSON on 0/2" in report
     assert report.count("![") == 4  # field accuracy, validity by length, two training runs' losses
     assert re.search(r"\| pilot \| sft \| \d+ \(\+\d+ held out\) \| 2 \| \d+\.\d{3} → \d+\.\d{3} \|", report)
     assert re.search(r"\| half \| sft \| \d+ \(\+\d+ held out\) \| 2 \|", report)

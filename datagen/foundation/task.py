@@ -29,6 +29,18 @@ class FieldRule:
     title: str  # the column's header, e.g. "summary ≤ 20 words"
 
 
+@dataclass(frozen=True)
+class LabellingRule:
+    """One of the rules a task's labels follow (which category wins in a mixed ticket, what
+    makes a ticket urgent), and the answer field it decides. The build counts the rows that
+    exercise each rule and the preflight scores that field on the gold rows it decides, so a
+    user sees which rule a model has not learnt."""
+
+    name: str  # stable: recorded in build summaries and eval reports
+    field: str  # the answer field the rule decides
+    title: str  # the rule in a few words, for a report's row
+
+
 class LabelledPrompt(Protocol):
     """What a task's generator yields: a prompt whose correct answer is known."""
 
@@ -67,6 +79,12 @@ class Task:
     # The preflight report's columns beyond parse, schema, exact match and macro-F1: the
     # fields whose own rule is worth watching (a summary's length, a date's format).
     field_rules: tuple[FieldRule, ...] = ()
+    # The labelling rules (`LabellingRule`) and the function naming those that decide one row:
+    # (prompt, label, template_id, note) -> rule names. `template_id` is the generator's ("" for
+    # a gold row), `note` the labelers' notes of a gold row ("" for a generated one). It must be
+    # deterministic: the same row always gets the same rules.
+    labelling_rules: tuple[LabellingRule, ...] = ()
+    rules_of: Callable[[str, dict, str, str], tuple[str, ...]] | None = None
     # The default of `answer_filters.max_answer_chars` (datagen/filters/answer_filters.py):
     # about twice this task's longest complete answer, so that only rambling or extra text is
     # cut. 600 is the triage demo's (its answers are ~250-350 characters).
@@ -80,6 +98,23 @@ class Task:
         if unknown:
             raise ValueError(f"task {self.name}: field_rules name {', '.join(unknown)}, not fields of "
                              f"{self.answer_schema.__name__}")
+        unknown = [rule.field for rule in self.labelling_rules if rule.field not in self.answer_schema.model_fields]
+        if unknown:
+            raise ValueError(f"task {self.name}: labelling_rules decide {', '.join(unknown)}, not fields of "
+                             f"{self.answer_schema.__name__}")
+        if bool(self.labelling_rules) != (self.rules_of is not None):
+            raise ValueError(f"task {self.name}: labelling_rules and rules_of come together")
+
+    def rule_names(self, prompt: str, label: dict, template_id: str = "", note: str = "") -> tuple[str, ...]:
+        """The labelling rules that decide this row (none for a task without rules); a name
+        the task does not declare is the task's bug, raised here."""
+        if self.rules_of is None:
+            return ()
+        names = self.rules_of(prompt, label, template_id, note)
+        declared = {rule.name for rule in self.labelling_rules}
+        if undeclared := [name for name in names if name not in declared]:
+            raise ValueError(f"task {self.name}: rules_of named {undeclared}, not among its labelling_rules")
+        return names
 
     @property
     def training_system_prompt(self) -> str:

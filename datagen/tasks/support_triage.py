@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datagen.foundation.task import FieldRule, Task
+from datagen.tasks import support_triage_rules
 from datagen.tasks.support_triage_tickets import generate_tickets
 
 Category = Literal[
@@ -176,5 +177,7 @@ TASK = Task(
     self_instruct_rejected_phrases=("your order", "your package", "your account", "assist you", "help you with",
                                     "sorry for the inconvenience", "sorry for any", "I'm here to help"),
     field_rules=(FieldRule("summary", f"summary ≤ {MAX_SUMMARY_WORDS} words"),),
+    labelling_rules=support_triage_rules.RULES,
+    rules_of=support_triage_rules.rules_of,
     max_answer_chars=600,  # a complete answer is ~250-350 characters
 )
