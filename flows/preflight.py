@@ -5,7 +5,8 @@
 1. Verify the locked gold sets: the task's newest (the target eval) and the regression
    set; refuse if either does not verify or does not exist.
 2. Train the pilot: the recipe's training run (`flows/train_sft_dpo.py`: gate, LoRA SFT,
-   DPO). Its SFT adapter is a candidate too, which makes "without DPO" a free ablation.
+   DPO), its gate checking every row against the regression set as well as the task's.
+   Its SFT adapter is a candidate too, which makes "without DPO" a free ablation.
 3. Train each data ablation of the recipe (`train/ablations.py`); an ablation that leaves
    the SFT data alone reuses the pilot's SFT stage instead of training it again.
 4. Evaluate every candidate on the same gold rows (`evals/`): baselines (the base model
@@ -84,7 +85,14 @@ class PreflightRecipe(BaseModel):
         return teacher
 
     def pilot(self) -> TrainRecipe:
-        return load_recipe(self.train_recipe, TrainRecipe)
+        """The training recipe, its gate checking the regression set too: no row the pilot
+        or an ablation trains on (replay rows above all) may come close to a row it is scored on."""
+        pilot = load_recipe(self.train_recipe, TrainRecipe)
+        gate = pilot.contamination_gate
+        if self.regression_set in gate.also_against:
+            return pilot
+        also = gate.model_copy(update={"also_against": [*gate.also_against, self.regression_set]})
+        return pilot.model_copy(update={"contamination_gate": also})
 
     def out_dir(self, pilot: TrainRecipe) -> Path:
         return self.out or pilot.out_dir().parent / "preflight"

@@ -136,12 +136,25 @@ def verify_gold_sets(config: ContaminationGateConfig, task_path: str, out: Path)
 
 @task(cache_policy=NO_CACHE)
 def gate_training_rows(config: ContaminationGateConfig, gold: list[LockedGoldSet], chats: list[dict],
-                       pairs: list[dict], out: Path):
-    """Audit every row about to be trained on against the task's gold sets."""
-    kept, gate = gate_rows({"sft": chats, "dpo": pairs}, lambda row: (row["id"], *row_texts(row)), gold,
-                           config, out / "contamination")
+                       replay: list[dict], pairs: list[dict], out: Path):
+    """Audit every row about to be trained on against the gold sets (the task's, and the
+    regression set the recipe names); replay rows are their own group, `replay:<id>` in
+    the verdict."""
+    kept, gate = gate_rows({"sft": chats, "replay": replay, "dpo": pairs}, lambda row: (row["id"], *row_texts(row)),
+                           gold, config, out / "contamination")
     get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names)
-    return kept["sft"], kept["dpo"], gate.as_dict()
+    return kept["sft"], kept["replay"], kept["dpo"], gate.as_dict()
+
+
+@task(cache_policy=NO_CACHE)
+def make_replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path, log_dir: Path) -> tuple[list[dict], dict]:
+    """The replay mix's rows (the base model's own answers, or the user's chats), timed."""
+    started = time.monotonic()
+    rows, record = replay_rows(config, task_rows, model_dir, log_dir)
+    record["seconds"] = round(time.monotonic() - started, 1)
+    get_run_logger().info("replay: %d rows (%s, share %s) in %.1f s", len(rows), config.source, config.share,
+                          record["seconds"])
+    return rows, record
 
 
 @task(cache_policy=NO_CACHE)
@@ -207,12 +220,15 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
     check_export_task(export, recipe.task)
     gold = verify_gold_sets(recipe.contamination_gate, recipe.task, out)
     chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
-    replay_record = None
+    replay, replay_record = [], None
     if recipe.replay:
-        extra, replay_record = replay_rows(recipe.replay, len(chats), model_dir, out / "logs")
-        chats = chats + extra
-    chats, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, pairs, out)
-    sft = train_sft(recipe.sft, recipe.quantization, model_dir, chats, out)
+        replay, replay_record = make_replay_rows(recipe.replay, len(chats), model_dir, out / "logs")
+    made = [row["id"] for row in replay]
+    chats, replay, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, replay, pairs, out)
+    if replay_record is not None:
+        kept = {row["id"] for row in replay}
+        replay_record |= {"rows": len(replay), "removed_by_gate": [row_id for row_id in made if row_id not in kept]}
+    sft = train_sft(recipe.sft, recipe.quantization, model_dir, chats + replay, out)
     dpo, policy = None, out / "sft" / "adapter"
     if recipe.dpo and recipe.on_policy:
         # Iterative DPO: each round samples the policy the last one made; the final round's
@@ -244,7 +260,7 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
         "contamination_gate": gate, "replay": replay_record,
         "on_policy": [json.loads(path.read_text())["summary"] for path in
                       sorted((out / "on_policy").glob("round-*/manifest.json"))] if recipe.on_policy else None,
-        "rows": {"sft": len(chats), "dpo": len(pairs)},
+        "rows": {"sft": len(chats) + len(replay), "dpo": len(pairs)},
         "recipe": json.loads(canonical_json(recipe.model_dump(mode="json"))),
         "libraries": {name: version(name) for name in LIBRARIES},
         "seeds": {"sft": recipe.sft.seed, "dpo": recipe.dpo.seed if recipe.dpo else None},

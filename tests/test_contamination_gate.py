@@ -68,3 +68,20 @@ def test_the_verdict_names_each_gold_version_by_its_signed_digest(tmp_path):
     assert (ref["set"], ref["signed_by"]) == ("triage/v1", signed["signature"]["key_id"])
     from gold.signed_versions import entry_digest
     assert ref["digest"] == entry_digest(signed["versions"][0])
+
+
+def test_a_set_named_in_also_against_is_gated_and_no_reason_excuses_its_absence(tmp_path):
+    prompt = "What is 7 + 5? Reply with the number only."
+    label = {"answer": "12", "match": "number", "skill": "arithmetic"}
+    lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    with pytest.raises(NoGoldSet, match="no locked gold set 'general_regression'"):
+        gate(tmp_path, [AuditRow("1", "replay:1", prompt, "12")], also_against=["general_regression"],
+             without_gold_reason="a reason that is not about this set")
+    lock_gold_rows(tmp_path / "sets", "general_regression", "gold.regression_schema:GENERAL_REGRESSION",
+                   [(prompt, label)])
+    with pytest.raises(ContaminationError, match=f"replay:1 matches general_regression-v1:{gold_row_id(prompt, label)}"):
+        gate(tmp_path, [AuditRow("1", "replay:1", prompt, "12")], also_against=["general_regression"])
+    # Named twice (by name and by version) it is still checked once.
+    result = gate(tmp_path, [AuditRow("2", "replay:2", "Describe the taste of a lemon.", "Sour.")],
+                  also_against=["general_regression", "general_regression/v1"])
+    assert (result.status, result.names) == ("clean", ["triage/v1", "general_regression/v1"])

@@ -71,6 +71,9 @@ def test_the_preflight_compares_baselines_pilot_and_ablations_on_the_gold_rows(t
         assert target["gold_set"]["digest"] == summary["gold_sets"][0]["digest"]
     assert [(ref["set"], len(ref["digest"])) for ref in summary["gold_sets"]] == [
         ("triage/v1", 64), ("general_regression/v1", 64)]
+    # The pilot's gate checked every training row against the regression set too.
+    pilot_gate = json.loads((tmp_path / "train" / "manifest.json").read_text())["contamination_gate"]
+    assert [ref["set"] for ref in pilot_gate["gold_sets"]] == ["triage/v1", "general_regression/v1"]
     # The grammar holds even a random model to the schema's object, key by key.
     for row in map(json.loads, (evals / "base-constrained" / "target.jsonl").read_text().splitlines()):
         assert row["output"].startswith('{"category":'), row["output"]

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from datagen.foundation.hashing import file_sha256
 from datagen.tasks.support_triage import TASK
 from evals.contamination.gate import ContaminationError
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.gold_root import GoldSetError, GoldSetTampered, NoGoldSet
-from datagen.foundation.hashing import file_sha256
+from gold.lock_gold_set import gold_row_id
 from gold.signed_versions import entry_digest
 from tests.locked_gold import TEST_KEY, lock_gold_rows, trusted_root
 from tests.train_exports import GOLD_ANSWER, write_export
@@ -124,3 +125,63 @@ def test_on_policy_rounds_sample_the_sft_policy_and_say_why_no_pair_was_made(tmp
     assert len(samples) == 12 and {s["source"] for s in samples} == {"datagen.teacher.on_policy@1"}
     assert all(s["teacher"]["base_url"].startswith("merged:") for s in samples)
     assert not (out / "dpo").exists() and not (out / "on_policy" / "round-2").exists()
+
+
+REGRESSION_PROMPT = "What is 7 + 5? Reply with the number only."
+REGRESSION_LABEL = {"answer": "12", "match": "number", "skill": "arithmetic"}
+
+
+def write_replay_chats(path: Path, prompts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"replay-{i}", "messages": [
+        {"role": "user", "content": prompt}, {"role": "assistant", "content": "Sure, here it is."}]}) + "\n"
+        for i, prompt in enumerate(prompts)))
+    return path
+
+
+def test_a_replay_row_copied_from_the_regression_set_is_refused_or_dropped_naming_it(tmp_path, tiny_model, gold):
+    """The attack: a replay prompt copied from a regression gold row would teach the
+    answers the preflight scores forgetting with. Every row, replay rows included, is
+    gated against the regression set too, and the verdict names the replay row."""
+    gold_root = tmp_path / "gold" / "sets"
+    lock_gold_rows(gold_root, "general_regression", "gold.regression_schema:GENERAL_REGRESSION",
+                   [(REGRESSION_PROMPT, REGRESSION_LABEL)])
+    gold_id = gold_row_id(REGRESSION_PROMPT, REGRESSION_LABEL)
+    export = write_export(tmp_path / "export", TASK.generate(8, 7))
+    # 8 task rows at share 0.2 want 2 replay rows: the copied prompt and a clean one.
+    replay = {"source": "file", "file": str(write_replay_chats(tmp_path / "replay.jsonl", [
+        "what is 7 + 5?  reply with the number only", "Write a haiku about the first snow of winter."])),
+        "share": 0.2}
+    gate = {"gold_root": str(gold_root), "also_against": ["general_regression"],
+            "audit": {"methods": ["exact", "ngram", "minhash"]}}
+
+    with pytest.raises(ContaminationError, match=f"replay:replay-0 matches general_regression-v1:{gold_id}"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export, replay=replay, contamination_gate=gate))
+    assert not (tmp_path / "train" / "sft").exists()
+    refused = json.loads((tmp_path / "train" / "contamination" / "gate.json").read_text())
+    assert refused["status"] == "refused" and "replay:replay-0" in refused["error"]
+
+    removed = train_sft_dpo(recipe(tmp_path, tiny_model, export, replay=replay, dpo=None,
+                                   contamination_gate=gate | {"on_contamination": "remove"}))
+    verdict = removed["contamination_gate"]
+    assert verdict["status"] == "removed"
+    assert verdict["flagged"] == {"replay:replay-0": [f"general_regression-v1:{gold_id}"]}
+    assert [ref["set"] for ref in verdict["gold_sets"]] == ["triage/v1", "general_regression/v1"]
+    assert (removed["replay"]["rows"], removed["replay"]["removed_by_gate"]) == (1, ["replay-0"])
+    assert removed["rows"]["sft"] == 9  # 8 task rows and the clean replay row
+
+
+def test_gating_against_a_regression_set_that_cannot_be_verified_fails_closed(tmp_path, tiny_model, gold):
+    export = write_export(tmp_path / "export", TASK.generate(8, 8))
+    gate = {"gold_root": str(tmp_path / "gold" / "sets"), "also_against": ["general_regression"],
+            "audit": {"methods": ["exact", "ngram", "minhash"]}}
+    with pytest.raises(NoGoldSet, match="no locked gold set 'general_regression'"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate=gate))
+
+    version = lock_gold_rows(tmp_path / "gold" / "sets", "general_regression",
+                             "gold.regression_schema:GENERAL_REGRESSION", [(REGRESSION_PROMPT, REGRESSION_LABEL)])
+    records = version / "records.jsonl"
+    os.chmod(records, 0o644)
+    records.write_bytes(records.read_bytes().replace(b"7 + 5", b"7 + 6"))
+    with pytest.raises(GoldSetTampered, match=f"{version / 'records.jsonl'} line 1"):
+        train_sft_dpo(recipe(tmp_path, tiny_model, export, contamination_gate=gate))
+    assert not (tmp_path / "train" / "sft").exists()

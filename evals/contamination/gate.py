@@ -3,7 +3,9 @@
 Before rows are exported for training (and before the trainer starts), they are audited
 (`contamination_audit.py`) against every locked gold set of their task: the newest
 `gold/sets/<set>/v<N>/` whose manifest names the task, as opened and verified once per
-flow by `gold_sets_to_gate` (`gold/gold_root.py`). A gold root that is not a folder, or
+flow by `gold_sets_to_gate` (`gold/gold_root.py`), and against every set of another task
+the recipe names in `also_against`: the regression set the preflight evaluates on, which
+replay rows (general prompts, like its own) could otherwise copy. A gold root that is not a folder, or
 any version that does not verify or is not signed, stops the flow before any work: no
 gate passes against a tampered or unlocked set. No gold set of the task stops it too,
 since a gate with nothing to check against is no gate, unless the recipe says
@@ -57,6 +59,12 @@ class ContaminationGateConfig(BaseModel):
         None, min_length=10, description="build or train although no locked gold set of the task exists, for "
         "this stated reason; recorded in the manifest. Without it, no gold set is an error",
     )
+    also_against: list[str] = Field(
+        [], description="gold sets of other tasks every row is checked against too, by name (`set` for its "
+        "newest version, or `set/v<N>`): the regression set the preflight scores forgetting on, so that no "
+        "replay row teaches its answers. Each must be locked and verify; the preflight adds its own "
+        "regression_set here",
+    )
 
 
 class ContaminationError(RuntimeError):
@@ -65,17 +73,25 @@ class ContaminationError(RuntimeError):
 
 def gold_sets_to_gate(config: ContaminationGateConfig, task: str) -> tuple[GoldRoot, list[LockedGoldSet]]:
     """The gold root opened (every version verified; raises `GoldSetError` naming the path
-    and reason) and the newest locked sets of `task`, which the gate checks against. No
-    set of the task is an error unless `without_gold_reason` states why that is fine."""
+    and reason) and what the gate checks against: the newest locked eval sets of `task`,
+    then each set `also_against` names. No set of the task is an error unless
+    `without_gold_reason` states why that is fine; a named set that is missing always is."""
     root = GoldRoot(config.gold_root)
     try:
-        return root, root.newest(task)
+        found = root.newest(task)
     except NoGoldSet:
-        if config.without_gold_reason:
-            return root, []
-        raise NoGoldSet(f"no locked gold set of task {task} under {config.gold_root}: lock one (crucible gold "
-                        "lock), or set contamination_gate.without_gold_reason to say why this data needs none "
-                        "(recorded in the manifest)") from None
+        if not config.without_gold_reason:
+            raise NoGoldSet(f"no locked gold set of task {task} under {config.gold_root}: lock one (crucible gold "
+                            "lock), or set contamination_gate.without_gold_reason to say why this data needs none "
+                            "(recorded in the manifest)") from None
+        found = []
+    # A named set that is missing raises (`GoldRoot.get`): no reason excuses it, since the
+    # recipe asked for it by name.
+    for name in config.also_against:
+        locked = root.get(name)
+        if locked.name not in {gold.name for gold in found}:
+            found.append(locked)
+    return root, found
 
 
 @dataclass
