@@ -62,7 +62,8 @@ def gold_row_id(prompt: str, reference: dict) -> str:
     return content_id(prompt, canonical_json(reference))
 
 
-def _row(record: dict) -> dict:
+def locked_row(record: dict) -> dict:
+    """The line a lock writes for an approved record (`LabelingStore.approved_records`)."""
     prompt = record["final_input"] or record["input_text"]
     notes = {"reviewer": record["review_note"]} if record["review_note"] else {}
     notes |= {label["labeler"]: label["note"] for label in record["labels"] if label["note"]}
@@ -126,7 +127,7 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
     records = store.approved_records(name)
     if not records:
         raise GoldSetError(f"gold set {name} has no approved records to lock")
-    rows = [_row(record) for record in records]
+    rows = [locked_row(record) for record in records]
     lines = [canonical_json(row) + "\n" for row in rows]
     body = "".join(lines).encode()
 

@@ -8,6 +8,9 @@ answer and how a model's output is matched against it:
 - `exact`: equal after stripping, dropping one trailing `.` or `!`, collapsing
   whitespace and casefolding;
 - `number`: the first number in the output equals the answer;
+- `final_number`: the number the output ends its working with equals the answer (the
+  first number after the last `=` that has one, else the last number), for arithmetic,
+  where models restate the question before the result;
 - `contains`: the answer appears in the output (casefolded), for facts a correct
   answer may wrap in a sentence;
 - `regex`: the stripped output fully matches the answer as a Python regex, for format
@@ -30,7 +33,7 @@ class RegressionReference(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: str = Field(min_length=1, description="the correct answer, or a regex for match=regex")
-    match: Literal["exact", "number", "contains", "regex"]
+    match: Literal["exact", "number", "final_number", "contains", "regex"]
     skill: Literal["arithmetic", "capitals", "facts", "format", "rewrite"]
 
     @model_validator(mode="after")
@@ -40,11 +43,11 @@ class RegressionReference(BaseModel):
                 re.compile(self.answer)
             except re.error as error:
                 raise ValueError(f"answer is not a valid regex: {error}") from None
-        if self.match == "number":
+        if self.match in ("number", "final_number"):
             try:
                 float(self.answer)
             except ValueError:
-                raise ValueError(f"answer {self.answer!r} is not a number, as match=number needs") from None
+                raise ValueError(f"answer {self.answer!r} is not a number, as match={self.match} needs") from None
         return self
 
 
