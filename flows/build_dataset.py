@@ -71,6 +71,7 @@ from datagen.pairs.pair_report import pair_report, pair_report_markdown
 from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, build_pairs
 from datagen.reports.build_summary import run_summary, summary_markdown
 from datagen.reports.curation_report import curation_html, curation_markdown, curation_report
+from datagen.reports.rule_coverage import rule_coverage
 from datagen.serving.client import TeacherError
 from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.model_servers import ModelServers
@@ -153,11 +154,17 @@ def generate_prompts(store: RunStore, task_: Task, config: LabelledPromptConfig)
     if store.is_complete("prompts"):
         return
     prompts = labelled_prompts(task_, config, store.run_id)
+    coverage = rule_coverage(task_, prompts, config.min_rows_per_rule)
+    if coverage["below_minimum"]:
+        get_run_logger().warning("labelling rules with fewer than %d generated prompts: %s; generate more prompts",
+                                 config.min_rows_per_rule, ", ".join(
+                                     f"{name} ({coverage['rows_by_rule'][name]})" for name in coverage["below_minimum"]))
     store.write_stage(
         "prompts",
         {"part": examples_to_frame(prompts)},
         config=config.model_dump(mode="json"),
         inputs=[],
+        summary={"rule_coverage": coverage},
     )
 
 
@@ -296,8 +303,10 @@ def verify_answers(store: RunStore, task_: Task, config: AnswerFilterConfig) -> 
 
 
 @task(cache_policy=NO_CACHE)
-def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig, anchors_from: str | None = None) -> None:
-    """One row per prompt, and the rows of stage `anchors_from` (the seed set's) as they are."""
+def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig, min_rows_per_rule: int,
+                    anchors_from: str | None = None) -> None:
+    """One row per prompt, and the rows of stage `anchors_from` (the seed set's) as they are;
+    the rows per labelling rule are counted against the prompts stage's minimum."""
     if store.is_complete("sft"):
         return
     anchors = examples_from_frame(store.read(anchors_from)) if anchors_from else []
@@ -308,7 +317,8 @@ def select_sft_rows(store: RunStore, task_: Task, config: SftSelectionConfig, an
         {"part": examples_to_frame(rows)},
         config=config.model_dump(mode="json"),
         inputs=["verified", "unique_prompts"] + ([anchors_from] if anchors_from else []),
-        summary={"rows_by_source": dict(Counter(r.source for r in rows))},
+        summary={"rows_by_source": dict(Counter(r.source for r in rows)),
+                 "rule_coverage": rule_coverage(task_, rows, min_rows_per_rule)},
     )
 
 
@@ -449,7 +459,8 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
         verify_answers(store, task_, recipe.answer_filters)
         if recipe.judge is not None and not store.is_complete("judge"):
             judge_answers(store, task_, recipe.judge, distill.cache_path, servers, gold_root.prompt_index())
-    select_sft_rows(store, task_, recipe.sft, anchors_from="seed" if seed and seed.sft_anchors else None)
+    select_sft_rows(store, task_, recipe.sft, recipe.prompts.min_rows_per_rule,
+                    anchors_from="seed" if seed and seed.sft_anchors else None)
     build_pair_set(store, task_, recipe.pairs)
     export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets, seed_check)
     report_curation(store, task_)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -90,6 +91,18 @@ def test_exports_hold_exactly_the_verified_answers_and_pairs(tmp_path):
         ("refusal_phrase", unique), ("wrong_fields", unique)]
     assert curation["pairs"]["by_strategy"] == {"verifier_ranked": unique}
     assert "Rejections by filter" in Path(summary["curation report"]).read_text()
+    # Rows per labelling rule: every rule listed, counted on the generated prompts and the SFT
+    # rows; 12 prompts leave rules under the minimum of 6, and the summary flags them.
+    coverage = summary["rows per labelling rule"]
+    generated = Counter(name for t in TASK.generate(12, 3) for name in TASK.rule_names(t.text, t.label, t.template_id))
+    assert coverage["prompts"]["rows_by_rule"] == {rule.name: generated[rule.name] for rule in TASK.labelling_rules}
+    assert set(coverage["prompts"]["below_minimum"]) == {
+        name for name, rows in coverage["prompts"]["rows_by_rule"].items() if rows < 6} != set()
+    order_rules = ("order_id_as_written", "order_id_decoy", "order_id_none")  # exactly one per row
+    assert sum(coverage["sft"]["rows_by_rule"][name] for name in order_rules) == unique
+    summary_page = (Path(summary["run_dir"]) / "summary.md").read_text()
+    assert "**rows per labelling rule** (minimum 6; ⚠ below it)" in summary_page
+    assert f"| urgent_safety_hazard | {generated['urgent_safety_hazard']}" in summary_page
     # The API key never reaches the store: the scripted teacher needs none, and the
     # teacher's provenance holds only endpoint, model and sampling.
     assert teacher.requests[0]["temperature"] == 0.8 and "seed" in teacher.requests[0]

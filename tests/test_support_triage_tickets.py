@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from datagen.generation.labelled_prompts import MIN_ROWS_PER_RULE
 from datagen.tasks import support_triage_vocab as vocab
+from datagen.tasks.support_triage import TASK
 from datagen.tasks.support_triage_tickets import (
     CATEGORIES,
     LABEL_KEYS,
@@ -147,12 +149,24 @@ def test_distractor_numbers_appear_in_tickets_without_an_order_id(many_tickets):
     assert any("the order I placed on" in text for text in without_id)
 
 
-def test_about_sixty_percent_of_order_references_carry_an_id(many_tickets):
-    refers_to_order = [
-        t for t in many_tickets if "{order}" in body_template(t.template_id).text
-    ]
-    share = sum(t.label["order_id"] is not None for t in refers_to_order) / len(refers_to_order)
-    assert 0.5 < share < 0.7
+def test_order_ids_and_decoys_are_dealt_two_and_one_in_five():
+    # 200 tickets: 25 per category, five rounds of the order plan (id, id, decoy, none, none).
+    tickets = [t for t in generate_tickets(200, seed=5) if t.label["category"] != "account_access"]
+    rules = [TASK.rule_names(t.text, t.label, t.template_id) for t in tickets]
+    assert sum(t.label["order_id"] is not None for t in tickets) == 7 * 10
+    decoys = [t for t, names in zip(tickets, rules) if "order_id_decoy" in names]
+    assert len(decoys) == 7 * 5
+    assert all(t.label["order_id"] is None and ORDER_ID.search(t.text) is None for t in decoys)
+
+
+@pytest.mark.parametrize(("count", "least"), [(48, 2), (144, MIN_ROWS_PER_RULE)])
+def test_every_labelling_rule_gets_its_rows(count, least):
+    """Dealt lessons: one round of every plan (48 tickets) gives each rule two rows, three
+    rounds the build's minimum, whatever the seed."""
+    for seed in range(4):
+        counts = Counter(name for t in generate_tickets(count, seed)
+                         for name in TASK.rule_names(t.text, t.label, t.template_id))
+        assert min(counts[rule.name] for rule in TASK.labelling_rules) >= least, (seed, counts)
 
 
 def test_account_access_has_an_order_id_only_when_about_a_purchase(many_tickets):
@@ -275,7 +289,7 @@ def non_signal_strings() -> list[str]:
         + list(vocab.GREETINGS + vocab.SIGN_OFFS + vocab.NAMES + vocab.PHONE_NUMBERS)
         + list(vocab.AMOUNTS + vocab.DELAYS + vocab.DATES + vocab.COUNTRIES + vocab.WRONG_THINGS)
         + list(vocab.DEADLINE_DAYS + vocab.OCCASIONS)
-        + list(vocab.ORDER_ID_PHRASES + vocab.ORDER_PHRASES_WITHOUT_ID)
+        + list(vocab.ORDER_ID_PHRASES + vocab.ORDER_PHRASES_WITHOUT_ID + vocab.ORDER_DECOY_PHRASES)
         + list(vocab.PRODUCTS)
     )
 
@@ -342,7 +356,8 @@ def test_two_hundred_tickets_are_varied():
     tickets = generate_tickets(200, seed=3)
     assert len({t.text for t in tickets}) >= 190
     assert len({t.template_id for t in tickets}) >= 60  # 30% of 200
-    assert len({t.template_id.split("+")[0] for t in tickets}) >= 50  # of 57 bodies
+    # of 57 bodies; ids, decoys and hazards are dealt to bodies that can carry them
+    assert len({t.template_id.split("+")[0] for t in tickets}) >= 45
     assert 25 <= sum("+" in t.template_id for t in tickets) <= 60  # mixed intents
     lengths = [len(t.text.split()) for t in tickets]
     assert min(lengths) <= 12 and max(lengths) >= 50  # a terse line to a short paragraph

@@ -39,6 +39,10 @@ def run_summary(store: RunStore) -> dict:
         "exports": str(store.stage_dir("export")),
         "curation report": str(store.run_dir / "curation.html"),
     }
+    # Runs whose stages predate labelling rules, and tasks without them, have no coverage.
+    if manifests["prompts"]["summary"].get("rule_coverage", {}).get("rows_by_rule"):
+        summary["rows per labelling rule"] = {"prompts": manifests["prompts"]["summary"]["rule_coverage"],
+                                              "sft": manifests["sft"]["summary"]["rule_coverage"]}
     if store.is_complete("self_instruct"):
         generated = store.manifest("self_instruct")
         summary["counts"] = {
@@ -82,6 +86,8 @@ def summary_markdown(summary: dict) -> str:
     for title in (t for t in titles if t in summary):
         lines += ["", f"**{title}**", "", "| | rows |", "|---|---:|"]
         lines += [f"| {reason} | {n} |" for reason, n in sorted(summary[title].items())] or ["| (none) | 0 |"]
+    if "rows per labelling rule" in summary:
+        lines += ["", *rule_coverage_markdown(summary["rows per labelling rule"])]
     if "self-generation" in summary:
         generation = summary["self-generation"]
         lines += [
@@ -128,3 +134,19 @@ def _concurrency(usage: dict) -> str:
         return str(usage["concurrency_ceiling"])
     return (f"{usage['concurrency_ceiling']} → {usage['concurrency_lowest']} → {usage['concurrency_limit']} "
             f"(cuts {usage['concurrency_cuts']}, raises {usage['concurrency_raises']})")
+
+
+def rule_coverage_markdown(coverage: dict) -> list[str]:
+    """Rows per labelling rule among the generated prompts and the SFT rows, each under the
+    minimum flagged: a rule few rows teach is one the model may not learn."""
+    prompts, sft = coverage["prompts"], coverage["sft"]
+    minimum = prompts["minimum"]
+    lines = [f"**rows per labelling rule** (minimum {minimum}; ⚠ below it)", "",
+             "| rule | generated prompts | SFT rows |", "|---|---:|---:|"]
+    for rule, generated in prompts["rows_by_rule"].items():
+        trained = sft["rows_by_rule"][rule]
+        lines.append(f"| {rule} | {generated}{' ⚠' if generated < minimum else ''} "
+                     f"| {trained}{' ⚠' if trained < minimum else ''} |")
+    if sft["without_label"]:
+        lines += ["", f"{sft['without_label']} SFT rows have no known label and count towards no rule."]
+    return lines

@@ -141,7 +141,7 @@ def compare_answer(answer: dict, reference: dict) -> list[str]:
 
 TASK = Task(
     name="support_triage",
-    version="2",  # 2: training rows carry TRAINED_SYSTEM_PROMPT
+    version="3",  # 2: training rows carry TRAINED_SYSTEM_PROMPT; 3: lessons dealt per rule, order-id decoys
     answer_schema=TriageAnswer,
     system_prompt=SYSTEM_PROMPT,
     trained_system_prompt=TRAINED_SYSTEM_PROMPT,

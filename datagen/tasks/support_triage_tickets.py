@@ -6,11 +6,18 @@ category, priority, order_id, product, needs_human, summary (the answer schema o
 `random.Random(seed)`, so the same (count, seed) gives the same tickets in any process.
 
 How a ticket is built: categories are dealt round-robin (each block of eight is a
-shuffled permutation, so 40 tickets cover every category five times); then a body
-template of that category is drawn, sometimes followed by an "aside" of a lower-precedence
-category (a mixed-intent ticket), then signal sentences (hazard, hacked account, threat,
-anger, deadline, repeated contact, asking for a person), an optional greeting and sign-off,
-and for ~20% of tickets 1-3 typos. The phrasings live in `support_triage_vocab.py`.
+shuffled permutation, so 40 tickets cover every category five times). Each category then
+deals its tickets the lessons they teach, from three plans of its own, each dealt in
+shuffled rounds like the categories: the signal (`SIGNAL_PLANS`: a hazard, hacked account,
+threat, anger, deadline, repeated contact, asking for a person, or none), whether an
+"aside" of a lower-precedence category follows the body (`MIXED_PLAN`, a mixed-intent
+ticket), and how the order is referred to (`ORDER_PLANS`: a valid id, a decoy that is not
+one, or no id). Dealt, not drawn by chance, so that every labelling rule
+(`support_triage_rules.py`) is exercised by a known number of rows: any 48k tickets
+(k rounds of every plan) give each rule at least 2k rows, 144 tickets at least 6. Then a
+body template of the category is drawn (one that names an order when the lesson is an id
+or a decoy, one that names a product when it is a hazard), an optional greeting and
+sign-off, and for ~20% of tickets 1-3 typos. The phrasings live in `support_triage_vocab.py`.
 
 Labelling rules; the label follows from what the text says:
 
@@ -25,10 +32,12 @@ Labelling rules; the label follows from what the text says:
   billing_error or account_access; an angry tone; a deadline; or repeated contact.
 - needs_human: priority urgent, or category refund_request, billing_error or damaged_item,
   or the customer asks for a person (manager, human, real person).
-- order_id: "A-" and six digits exactly as in the text, or None. About 60% of tickets whose
-  phrasing refers to an order carry an id; the others say "my order" or "the order I
-  placed on March 3". Dates, amounts and phone numbers are distractors, never ids.
-  account_access tickets mention an order only when they are about a purchase.
+- order_id: "A-" and six digits exactly as in the text, or None. Two in five tickets of a
+  category other than account_access carry an id, one in five a decoy (`a-390172`,
+  `A 390172`, `A-39017`, `#390172`, `PO-390172`: GUIDELINES.md step 4's invalid ids, so
+  null); the others say "my order" or "the order I placed on March 3", or name no order.
+  Dates, amounts and phone numbers are distractors, never ids. account_access tickets
+  mention an order only when they are about a purchase, one in six with an id.
 - product: the product name exactly as in the text, or None when no product is named.
   A ticket names at most one product.
 - summary: a reference summary of at most 20 words: the body's summary, the aside's
@@ -62,30 +71,37 @@ NEEDS_HUMAN_CATEGORIES = frozenset({"refund_request", "billing_error", "damaged_
 LABEL_KEYS = ("category", "priority", "order_id", "product", "needs_human", "summary")
 MAX_SUMMARY_WORDS = 20  # the answer schema's limit (support_triage.TriageAnswer)
 
-# Shares of tickets, chosen so that 200 tickets show every signal several times while about
-# two thirds of product questions stay plain (low priority).
-ORDER_ID_SHARE = 0.6
-MIXED_INTENT_SHARE = 0.25
+# Shares of tickets that teach no rule: how a ticket looks, not what its label is.
 TYPO_SHARE = 0.2
 GREETING_SHARE = 0.5
 SIGN_OFF_SHARE = 0.45
-HAZARD_SHARE = 0.2  # of tickets that name an electrical product in a hazard-prone category
-COMPROMISE_SHARE = 0.35  # of account_access tickets
-THREAT_SHARE = 0.07
-ANGRY_SHARE = 0.1
-DEADLINE_SHARE = 0.15
-REPEAT_CONTACT_SHARE = 0.08
-ASK_FOR_PERSON_SHARE = 0.08
 
-# Where a signal reads naturally. A hazard needs a product in hand; a hacked account is
+# The signal each ticket of a category carries, dealt in shuffled rounds of six. Where a
+# signal reads naturally: a hazard needs an electrical product in hand; a hacked account is
 # only told as an account problem (told in a billing ticket it would blur the two
 # categories); a deadline needs something still to arrive; nobody threatens a chargeback
-# over a pre-sale question.
-HAZARD_CATEGORIES = frozenset({"damaged_item", "refund_request", "product_question"})
-DEADLINE_CATEGORIES = frozenset(
-    {"shipping_delay", "damaged_item", "wrong_item", "product_question"}
-)
-THREAT_CATEGORIES = frozenset(CATEGORIES) - {"product_question"}
+# over a pre-sale question. Signals that change the label are favoured: anger, deadlines and
+# repeated contact on the categories they raise to high, asking for a person where the
+# category alone would not call for a human. A third of each round carries no signal, so
+# plain tickets (low questions, normal cancellations) stay common. One round of every
+# category (48 tickets) gives each priority and needs_human rule at least two rows.
+SIGNAL_PLANS = {
+    "account_access": (None, "account_compromised", "account_compromised", "asks_for_person", "legal_threat",
+                       "repeat_contact"),
+    "billing_error": (None, None, "legal_threat", "angry", "repeat_contact", "asks_for_person"),
+    "damaged_item": (None, None, "safety_hazard", "safety_hazard", "legal_threat", "deadline"),
+    "wrong_item": (None, None, "asks_for_person", "asks_for_person", "legal_threat", "deadline"),
+    "refund_request": (None, None, "safety_hazard", "legal_threat", "angry", "repeat_contact"),
+    "cancellation": (None, None, "asks_for_person", "angry", "repeat_contact", "legal_threat"),
+    "shipping_delay": (None, None, "deadline", "asks_for_person", "repeat_contact", "legal_threat"),
+    "product_question": (None, None, "safety_hazard", "deadline", "angry", "asks_for_person"),
+}
+# One ticket in four of a category with a lower one gets an aside (category precedence).
+MIXED_PLAN = (True, False, False, False)
+# How the order is referred to: "id" (a valid id), "decoy" (an id-like string that is not
+# one) or "none" (no id; "my order", or no order at all).
+ORDER_PLANS = {category: ("id", "id", "decoy", "none", "none") for category in CATEGORIES}
+ORDER_PLANS["account_access"] = ("id", "none", "none", "none", "none", "none")  # rarely about a purchase
 
 # Redraws per ticket before accepting a text that was already generated: distinct texts
 # are best-effort, since a terse template with few slots has few possible renderings.
@@ -169,8 +185,9 @@ def misspell(word: str, rng: random.Random) -> str:
     return word[:i] + word[i] + word[i:]  # "double", or a swap of two equal letters
 
 
-def draw_slots(rng: random.Random, electrical: bool) -> tuple[dict[str, str], str | None]:
-    """Slot values for every placeholder, and the order id if the {order} phrase has one."""
+def draw_slots(rng: random.Random, electrical: bool, order: str) -> tuple[dict[str, str], str | None]:
+    """Slot values for every placeholder, and the order id if the {order} phrase has one
+    (`order` "id"), a decoy ("decoy": an id-like reference that is not an id) or neither."""
     slots = {
         "product": rng.choice(vocab.ELECTRICAL_PRODUCTS if electrical else vocab.PRODUCTS),
         "delay": rng.choice(vocab.DELAYS),
@@ -185,43 +202,48 @@ def draw_slots(rng: random.Random, electrical: bool) -> tuple[dict[str, str], st
         "phone": rng.choice(vocab.PHONE_NUMBERS),
     }
     order_id = None
-    if rng.random() < ORDER_ID_SHARE:
+    if order == "id":
         order_id = f"A-{rng.randint(100000, 999999)}"
         slots["order"] = rng.choice(vocab.ORDER_ID_PHRASES).format(order_id=order_id)
+    elif order == "decoy":
+        slots["order"] = rng.choice(vocab.ORDER_DECOY_PHRASES).format(
+            digits=rng.randint(100000, 999999), five=rng.randint(10000, 99999))
     else:
         slots["order"] = rng.choice(vocab.ORDER_PHRASES_WITHOUT_ID).format(**slots)
     return slots, order_id
 
 
+@dataclass(frozen=True)
+class Lesson:
+    """What one ticket is dealt to teach: its signal, whether it has a second intent, and how
+    it refers to the order."""
+
+    signal: str | None  # a TicketSignals flag, or None
+    mixed: bool
+    order: str  # "id", "decoy" or "none"
+
+
 def draw_aside(category: str, rng: random.Random) -> TicketTemplate | None:
-    """A second intent of lower precedence than `category`, for MIXED_INTENT_SHARE tickets."""
+    """A second intent of lower precedence than `category` (None for the lowest category)."""
     lower = [
         aside
         for aside in vocab.ASIDE_TEMPLATES
         if CATEGORY_PRECEDENCE.index(aside.category) > CATEGORY_PRECEDENCE.index(category)
     ]
-    if not lower or rng.random() >= MIXED_INTENT_SHARE:
-        return None
-    return rng.choice(lower)
+    return rng.choice(lower) if lower else None
 
 
-def draw_signals(
-    category: str, names_electrical_product: bool, rng: random.Random
-) -> TicketSignals:
-    def chance(share: float, applies: bool = True) -> bool:
-        return applies and rng.random() < share
-
-    return TicketSignals(
-        safety_hazard=chance(
-            HAZARD_SHARE, names_electrical_product and category in HAZARD_CATEGORIES
-        ),
-        account_compromised=chance(COMPROMISE_SHARE, category == "account_access"),
-        legal_threat=chance(THREAT_SHARE, category in THREAT_CATEGORIES),
-        angry=chance(ANGRY_SHARE),
-        deadline=chance(DEADLINE_SHARE, category in DEADLINE_CATEGORIES),
-        repeat_contact=chance(REPEAT_CONTACT_SHARE),
-        asks_for_person=chance(ASK_FOR_PERSON_SHARE),
-    )
+def draw_body(category: str, lesson: Lesson, rng: random.Random) -> TicketTemplate:
+    """A body of `category` that can carry the lesson: one naming the order for an id or a
+    decoy, one naming a product for a hazard."""
+    bodies = [t for t in vocab.BODY_TEMPLATES if t.category == category]
+    if lesson.order != "none":
+        bodies = [t for t in bodies if "{order}" in t.text]
+    if lesson.signal == "safety_hazard":
+        bodies = [t for t in bodies if "{product}" in t.text]
+    if not bodies:
+        raise ValueError(f"no {category} body can teach {lesson}: fix SIGNAL_PLANS or ORDER_PLANS")
+    return rng.choice(bodies)
 
 
 def signal_sentences(
@@ -262,16 +284,15 @@ def reference_summary(
     return summary
 
 
-def compose_ticket(category: str, rng: random.Random) -> GeneratedTicket:
-    body = rng.choice([t for t in vocab.BODY_TEMPLATES if t.category == category])
-    aside = draw_aside(category, rng)
-    slots, order_id = draw_slots(rng, body.electrical)
+def compose_ticket(category: str, lesson: Lesson, rng: random.Random) -> GeneratedTicket:
+    body = draw_body(category, lesson, rng)
+    aside = draw_aside(category, rng) if lesson.mixed else None
+    # A hazard is told of a product with a plug, which the ticket names.
+    slots, order_id = draw_slots(rng, body.electrical or lesson.signal == "safety_hazard", lesson.order)
     phrasings = [body] + ([aside] if aside else [])
     names_product = any("{product}" in t.text for t in phrasings)
     shows_order = "{order}" in body.text  # asides never mention the order by id
-    signals = draw_signals(
-        category, names_product and slots["product"] in vocab.ELECTRICAL_PRODUCTS, rng
-    )
+    signals = TicketSignals(**({lesson.signal: True} if lesson.signal else {}))
 
     sentences = [t.text.format(**slots) for t in phrasings]
     # Signal sentences go anywhere after the body: hazards say "it" for the product.
@@ -306,6 +327,15 @@ def compose_ticket(category: str, rng: random.Random) -> GeneratedTicket:
     return GeneratedTicket(text=text, label=label, template_id=template_id)
 
 
+def lessons_of(category: str, count: int, rng: random.Random) -> list[Lesson]:
+    """`count` lessons for tickets of `category`, each plan dealt in its own shuffled rounds."""
+    signals = dealt_evenly(SIGNAL_PLANS[category], count, rng)
+    has_lower = category != CATEGORY_PRECEDENCE[-1]
+    mixed = dealt_evenly(MIXED_PLAN, count, rng) if has_lower else [False] * count
+    orders = dealt_evenly(ORDER_PLANS[category], count, rng)
+    return [Lesson(*lesson) for lesson in zip(signals, mixed, orders)]
+
+
 def generate_tickets(count: int, seed: int) -> list[GeneratedTicket]:
     """`count` labelled tickets; the same (count, seed) always gives the same list."""
     if count < 0:
@@ -313,13 +343,17 @@ def generate_tickets(count: int, seed: int) -> list[GeneratedTicket]:
     rng = random.Random(seed)
     tickets: list[GeneratedTicket] = []
     seen: set[str] = set()
-    # Categories dealt in shuffled blocks of eight, so any 8k tickets are balanced.
-    for category in dealt_evenly(CATEGORIES, count, rng):
-        ticket = compose_ticket(category, rng)
+    # Categories dealt in shuffled blocks of eight, so any 8k tickets are balanced; then each
+    # category's lessons from its own plans, so its every k rounds teach each lesson k times.
+    categories = dealt_evenly(CATEGORIES, count, rng)
+    lessons = {category: iter(lessons_of(category, categories.count(category), rng)) for category in CATEGORIES}
+    for category in categories:
+        lesson = next(lessons[category])
+        ticket = compose_ticket(category, lesson, rng)
         for _ in range(MAX_REDRAWS):
             if ticket.text not in seen:
                 break
-            ticket = compose_ticket(category, rng)
+            ticket = compose_ticket(category, lesson, rng)
         seen.add(ticket.text)
         tickets.append(ticket)
     return tickets

@@ -92,6 +92,14 @@ ORDER_PHRASES_WITHOUT_ID = (
     "my order", "my recent order", "my last order", "the order I placed on {order_date}",
     "my order from {order_date}",
 )
+# Decoys: an order reference that is not a valid id (A- and exactly six digits, as written),
+# so the label's order_id is null. GUIDELINES.md step 4's own examples: a lowercase a, no
+# hyphen, a space, five digits, a bare number, another kind of reference. {digits} is six
+# digits, {five} five; no decoy may contain "A-" and six digits (tests check the text).
+ORDER_DECOY_PHRASES = (
+    "order a-{digits}", "order A{digits}", "order A {digits}", "order A-{five}", "order #{digits}",
+    "order number {digits}", "pre-order PO-{digits}",
+)
 
 GREETINGS = (
     "Hi,", "Hello,", "Hi there,", "Dear support team,", "Hey,", "Good morning,",
