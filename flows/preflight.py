@@ -121,7 +121,8 @@ def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, fold
         shutil.copytree(pilot_out / "sft", out / "sft", dirs_exist_ok=True)  # the same rows, config and seed
     variant = pilot.model_copy(update={
         "export": export, "build_recipe": None, "out": out,
-        "dpo": pilot.dpo if ablation.dpo else None, "replay": ablation.replay or pilot.replay})
+        "dpo": pilot.dpo if ablation.dpo else None,
+        "replay": pilot.replay if ablation.replay is None else ablation.replay or None})
     manifest = train_sft_dpo(variant)
     return Path(manifest["final_adapter"])
 

@@ -147,10 +147,10 @@ def gate_training_rows(config: ContaminationGateConfig, gold: list[LockedGoldSet
 
 
 @task(cache_policy=NO_CACHE)
-def make_replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path, log_dir: Path) -> tuple[list[dict], dict]:
+def make_replay_rows(config: ReplayConfig, task_rows: int, model_dir: Path, folder: Path) -> tuple[list[dict], dict]:
     """The replay mix's rows (the base model's own answers, or the user's chats), timed."""
     started = time.monotonic()
-    rows, record = replay_rows(config, task_rows, model_dir, log_dir)
+    rows, record = replay_rows(config, task_rows, model_dir, folder)
     record["seconds"] = round(time.monotonic() - started, 1)
     get_run_logger().info("replay: %d rows (%s, share %s) in %.1f s", len(rows), config.source, config.share,
                           record["seconds"])
@@ -222,7 +222,7 @@ def train_sft_dpo(recipe: TrainRecipe | Path) -> dict:
     chats, pairs = read_export_rows(export / SFT_FILE), read_export_rows(export / DPO_FILE) if recipe.dpo else []
     replay, replay_record = [], None
     if recipe.replay:
-        replay, replay_record = make_replay_rows(recipe.replay, len(chats), model_dir, out / "logs")
+        replay, replay_record = make_replay_rows(recipe.replay, len(chats), model_dir, out / "replay")
     made = [row["id"] for row in replay]
     chats, replay, pairs, gate = gate_training_rows(recipe.contamination_gate, gold, chats, replay, pairs, out)
     if replay_record is not None:

@@ -68,3 +68,11 @@ def test_a_selection_that_keeps_nothing_or_an_export_without_provenance_is_refus
         write_ablation_export(Ablation(name="t", description="x", sft_sources=["a"]), plain, tmp_path / "b")
     with pytest.raises(ValueError, match="name"):
         Ablation(name="Bad Name", description="x")
+
+
+def test_replay_false_is_an_sft_change_and_any_other_value_is_refused():
+    without = Ablation(name="no-replay", description="without the pilot's replay mix", replay=False, dpo=False)
+    assert without.replay is False and without.changes_sft() and not without.is_pilot_sft()
+    assert Ablation(name="pilot", description="the pilot's replay", dpo=False).is_pilot_sft()
+    with pytest.raises(ValueError, match="replay"):
+        Ablation(name="x", description="y", replay=True)

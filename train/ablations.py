@@ -11,7 +11,8 @@ against the pilot (the preflight recipe's training recipe):
 - `sft_share`: train on this share of the SFT rows (a seeded sample), for "would more
   data help?";
 - `dpo: false`: stop after SFT;
-- `replay`: mix general rows into SFT against forgetting (`train/replay_mix.py`).
+- `replay`: mix general rows into SFT against forgetting (`train/replay_mix.py`), or
+  `replay: false` to train without the pilot's replay mix ("what did replay buy?").
 
 The selection reads each row's provenance from the build's own stage tables
 (`runs/<run_id>/sft`, `runs/<run_id>/pairs`), so an ablation of an export that crucible
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +45,8 @@ class Ablation(BaseModel):
     pair_strategies: list[str] | None = Field(None, min_length=1)
     sft_share: float | None = Field(None, gt=0, lt=1)
     dpo: bool = True
-    replay: ReplayConfig | None = None
+    replay: ReplayConfig | Literal[False] | None = Field(
+        None, description="a replay mix of its own; false: none, where the pilot has one; default: the pilot's")
     seed: int = 0
 
     def changes_sft(self) -> bool:
