@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
-from train.base_model import QLoRAUnavailable, check_quantization
+from train.base_model import QLoRAUnavailable, base_dtype, check_quantization, load_base_model
 from train.chat_template import CHATML_TRAINING_TEMPLATE, ChatTemplateError, pin_chat_template
 from train.dpo import DPOStageConfig, HandOffCheck, HandOffError, run_dpo
 from train.loss_masks import LossMaskError, check_loss_masks, mask_sample, supervised_text
@@ -331,3 +331,48 @@ def test_an_interrupted_sft_run_resumes_from_its_last_checkpoint(tiny_model, tmp
     assert steps.steps == [3, 4]
     assert result["steps"] == 4
     assert (tmp_path / "result.json").exists()
+
+
+# Precision
+
+
+class RecordDtypes(TrainerCallback):
+    """The dtypes of the base model's weights and of the trainable ones when training begins
+    (DPO also holds a frozen copy of the SFT adapter as its reference: LoRA, not base)."""
+
+    def __init__(self):
+        self.base: set[torch.dtype] = set()
+        self.trainable: set[torch.dtype] = set()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                self.trainable.add(param.dtype)
+            elif "lora_" not in name:
+                self.base.add(param.dtype)
+
+
+def test_auto_precision_is_fp32_on_cpu_and_qlora_refuses_fp32():
+    assert base_dtype("auto") == (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    assert (base_dtype("float32"), base_dtype("bfloat16")) == (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="QLoRA computes in bf16"):
+        load_base_model("unused", "qlora", "float32")
+
+
+@pytest.mark.slow
+def test_sft_and_dpo_train_a_bf16_base_with_fp32_lora_weights(tiny_model, tmp_path):
+    """dtype: bfloat16 loads the frozen base in bf16 (not autocast); the adapter and its
+    updates stay fp32; SFT still lowers the loss and DPO still starts at ln 2."""
+    sft_dtypes, dpo_dtypes = RecordDtypes(), RecordDtypes()
+    sft = run_sft(SFTStageConfig(learning_rate=1e-2, epochs=2, batch_size=4, max_length=64, eval_share=0,
+                                 dtype="bfloat16"),
+                  tiny_model, SFT_ROWS[:16], tmp_path / "sft", callbacks=[sft_dtypes])
+    assert (sft_dtypes.base, sft_dtypes.trainable) == ({torch.bfloat16}, {torch.float32})
+    assert sft["last_loss"] < sft["first_loss"]
+    assert sft["adapter_tensors_changed"] == sft["adapter_tensors"] == 2 * 2 * 7
+
+    dpo = run_dpo(DPOStageConfig(epochs=1, batch_size=4, max_length=64, dtype="bfloat16"), tiny_model,
+                  tmp_path / "sft" / "adapter", PREFERENCE_ROWS, tmp_path / "dpo", callbacks=[dpo_dtypes])
+    assert (dpo_dtypes.base, dpo_dtypes.trainable) == ({torch.bfloat16}, {torch.float32})
+    assert abs(dpo["first_step"]["loss"] - math.log(2)) < 1e-4
+    assert dpo["adapter_tensors_changed"] == dpo["adapter_tensors"]

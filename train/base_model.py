@@ -5,8 +5,13 @@ through bitsandbytes, bf16 compute, and paged AdamW so optimizer state spills to
 memory instead of failing on a spike. It needs CUDA; asking for it without a GPU fails
 here, before anything loads, rather than silently training the full-precision model.
 
-On CPU the model trains in fp32: bf16 matmuls are about 10x slower on these CPUs
-(shared/ENVIRONMENT.md). On CUDA, LoRA trains a bf16 base.
+The base model's weights are loaded in `dtype` (`Precision`): `auto` is bf16 on CUDA and
+fp32 on CPU; `bfloat16` loads them in bf16 on CPU too, which on CPUs with AVX-512 BF16 or
+AMX runs the frozen base's matmuls in bf16 (tests/benchmarks/train_precision.py measures
+it against fp32). This is not autocast: TRL's `bf16=True` on CPU autocasts fp32 weights
+per op and was about 10x slower here (shared/ENVIRONMENT.md). Either way the LoRA
+weights and their optimizer state stay fp32: peft upcasts adapter weights on a bf16 base
+(`autocast_adapter_dtype`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class QLoRAUnavailable(RuntimeError):
 
 
 Quantization = Literal["none", "qlora"]
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 def check_quantization(quantization: Quantization) -> None:
@@ -51,9 +57,18 @@ def check_quantization(quantization: Quantization) -> None:
             "available; set quantization: none to train LoRA in full precision on this machine")
 
 
-def load_base_model(model_dir: Path, quantization: Quantization):
+def base_dtype(precision: Precision) -> torch.dtype:
+    """The torch dtype the base model's weights are loaded in (see the module docstring)."""
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]
+
+
+def load_base_model(model_dir: Path, quantization: Quantization, precision: Precision = "auto"):
     from transformers import AutoModelForCausalLM
 
+    if quantization == "qlora" and precision == "float32":
+        raise ValueError("QLoRA computes in bf16 over a 4-bit base: dtype float32 cannot be honoured; use auto")
     check_quantization(quantization)
     if quantization == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -64,8 +79,7 @@ def load_base_model(model_dir: Path, quantization: Quantization):
         model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=config, dtype=torch.bfloat16,
                                                      device_map={"": torch.cuda.current_device()})
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=base_dtype(precision))
 
 
 def optimizer_name(quantization: Quantization) -> str:

@@ -31,7 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
 from datagen.foundation.run_store import write_text_atomic
-from train.base_model import Quantization, check_quantization, load_base_model, optimizer_name, session_throughput
+from train.base_model import (
+    Precision,
+    Quantization,
+    check_quantization,
+    load_base_model,
+    optimizer_name,
+    session_throughput,
+)
 from train.chat_template import pin_chat_template
 
 # TRL 1.16's DPO loss types (DPOConfig.loss_type).
@@ -59,6 +66,8 @@ class DPOStageConfig(BaseModel):
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
     gradient_checkpointing: bool = Field(True, description="see SFTStageConfig")
+    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA, fp32 on CPU), "
+                             "float32 or bfloat16 (train/base_model.py); LoRA weights stay fp32 either way")
     hand_off_tolerance: float = Field(0.02, gt=0, description="largest allowed |first loss - expected| and "
                                                                "|first mean margin|")
     seed: int = 0
@@ -117,7 +126,8 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
     # The SFT adapter's pinned template, checked again against the base model's own.
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = pin_chat_template(tokenizer, (Path(sft_adapter) / "chat_template.jinja").read_text())
-    model = PeftModel.from_pretrained(load_base_model(model_dir, quantization), str(sft_adapter), is_trainable=True)
+    model = PeftModel.from_pretrained(load_base_model(model_dir, quantization, config.dtype), str(sft_adapter),
+                                      is_trainable=True)
     check = HandOffCheck(config.expected_first_loss(), config.hand_off_tolerance)
     args = DPOConfig(
         output_dir=str(out_dir / "checkpoints"), beta=config.beta, loss_type=[config.loss_type],

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from datagen.foundation.run_store import write_text_atomic
 from train.base_model import (
     LoraSettings,
+    Precision,
     Quantization,
     check_quantization,
     load_base_model,
@@ -64,6 +65,8 @@ class SFTStageConfig(BaseModel):
     gradient_checkpointing: bool = Field(True, description="recompute activations in the backward pass (TRL's "
                                          "default): measured on the 135M model on CPU, turning it off doubled peak "
                                          "memory (14.7 vs 8.0 GB at batch 8) and was not faster")
+    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA, fp32 on CPU), "
+                             "float32 or bfloat16 (train/base_model.py); LoRA weights stay fp32 either way")
     seed: int = 0
 
 
@@ -119,7 +122,7 @@ def run_sft(config: SFTStageConfig, model_dir: Path, rows: list[dict], out_dir: 
     )
     columns = lambda chats: Dataset.from_list([{"messages": row["messages"]} for row in chats])  # noqa: E731
     trainer = SFTTrainer(
-        model=load_base_model(model_dir, quantization), args=args, train_dataset=columns(train_rows),
+        model=load_base_model(model_dir, quantization, config.dtype), args=args, train_dataset=columns(train_rows),
         eval_dataset=columns(held_out) if held_out else None, processing_class=tokenizer,
         peft_config=config.lora.peft_config(), callbacks=callbacks,
     )
