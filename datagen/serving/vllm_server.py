@@ -77,7 +77,12 @@ def serve_model(model_dir: Path, log_path: Path, *, served_name: str | None = No
         command += ["--enable-lora", "--max-lora-rank", str(max_lora_rank), "--lora-modules",
                     *(f"{name}={Path(path).resolve()}" for name, path in lora_modules.items())]
     env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "VLLM_NO_USAGE_STATS": "1",
-                        "DO_NOT_TRACK": "1"}
+                        "DO_NOT_TRACK": "1",
+                        # vLLM 0.32's AOT compile cache (its default with torch >= 2.10) fails to
+                        # load on CPU ("'function' object has no attribute 'finalize_loading'")
+                        # and compiles again on every start: 186 s a start here. The older
+                        # inductor cache loads: 92 s, most of it imports and warm-up.
+                        "VLLM_USE_AOT_COMPILE": os.environ.get("VLLM_USE_AOT_COMPILE", "0")}
     with serving(command, port=port, log_path=log_path, what=f"vLLM for {model_dir}",
                  startup_timeout_s=startup_timeout_s, stop_grace_s=STOP_GRACE_S, env=env) as base_url:
         yield base_url
