@@ -11,12 +11,13 @@ VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
 RECIPE ?= flows/recipes/support_triage.yaml
 TRAIN_RECIPE ?= flows/recipes/train_support_triage.yaml
 PREFLIGHT_RECIPE ?= flows/recipes/preflight_support_triage.yaml
+ABLATIONS_RECIPE ?= flows/recipes/ablations_support_triage.yaml
 
 # Prefect: no telemetry, and a quiet local server for the length of a run.
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo build train preflight test clean bench-deps
+.PHONY: install demo build train preflight ablations test clean bench-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,8 +61,8 @@ bench-deps: install
 install:
 	$(MAKE) -j2 $(STAMP) $(VLLM_STAMP)
 
-# The main job: build the dataset, then the preflight (verify gold, gate, SFT, DPO,
-# ablations, baselines, evals, report). It prints where the report is.
+# The main job: build the dataset, then the preflight (verify gold, gate, SFT, on-policy
+# DPO, baselines, evals, report). It prints where the report is.
 demo: build preflight
 
 build: install
@@ -72,6 +73,10 @@ train: install
 
 preflight: install
 	$(PY) -m flows.preflight --recipe $(PREFLIGHT_RECIPE)
+
+# After the demo: the pilot with one ingredient taken out at a time, in the same report.
+ablations: install
+	$(PY) -m flows.preflight --recipe $(ABLATIONS_RECIPE)
 
 test: install
 	$(PY) -m pytest

@@ -74,7 +74,13 @@ class PreflightRecipe(BaseModel):
     teacher: EndpointConfig | None = Field(None, description="evaluate the teacher endpoint as a baseline too "
                                            "(a server: base_url and model)")
     generation: GenerationConfig = GenerationConfig()
-    ablations: list[Ablation] = Field(min_length=2, description="at least two: a pilot alone proves nothing")
+    # The demo's ablations run in a second command (`make ablations`, the same out folder,
+    # so its baselines and pilot are read back): one SFT run and one eval each is more
+    # than the 15 minutes `make demo` has on a 2-core CPU.
+    ablations: list[Ablation] = Field([], description="the pilot's data changed one thing at a time: which part "
+                                      "did the work? A pilot alone shows whether, not why")
+    pilot_sft_candidate: bool = Field(True, description="also evaluate the pilot's SFT adapter alone (what DPO "
+                                      "added) when no ablation is `dpo: false` and nothing else")
     out: Path | None = Field(None, description="default: the pilot's build run folder / preflight")
 
     @field_validator("teacher")
@@ -122,6 +128,7 @@ def train_ablation(ablation: Ablation, pilot: TrainRecipe, pilot_out: Path, fold
     variant = pilot.model_copy(update={
         "export": export, "build_recipe": None, "out": out,
         "dpo": pilot.dpo if ablation.dpo else None,
+        "on_policy": pilot.on_policy if ablation.on_policy and ablation.dpo else None,
         "replay": pilot.replay if ablation.replay is None else ablation.replay or None})
     manifest = train_sft_dpo(variant)
     return Path(manifest["final_adapter"])
@@ -149,7 +156,7 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
     if recipe.teacher:
         found.append(Candidate("teacher", "baseline", "few_shot", f"the teacher {recipe.teacher.model}",
                                endpoint=recipe.teacher))
-    if not any(ablation.is_pilot_sft() for ablation in recipe.ablations):
+    if recipe.pilot_sft_candidate and not any(ablation.is_pilot_sft() for ablation in recipe.ablations):
         found.append(Candidate("pilot SFT", "fine-tune", "trained", "the pilot's LoRA SFT adapter (no DPO)",
                                adapter=pilot_out / "sft" / "adapter"))
     if dpo_adapter is not None:

@@ -14,13 +14,14 @@ from datagen.foundation.run_store import RunStore
 from train.ablations import Ablation, write_ablation_export
 
 TEMPLATE, TEACHER = "datagen.sft_examples.reference_answer@1", "datagen.teacher.verified_answer@1"
+SEED = "gold-seed:support_triage_seed/v1@0123abcd"
 
 
 def build_run(root: Path) -> Path:
     """A finished build's `sft` and `pairs` stages and its export, as the build flow leaves them."""
     store = RunStore(root, "demo-run")
     store.write_stage("sft", {"part": pl.DataFrame({"id": ["s1", "s2", "s3", "s4"],
-                                                     "source": [TEMPLATE, TEACHER, TEMPLATE, TEACHER]})}, {}, [])
+                                                     "source": [TEMPLATE, TEACHER, SEED, TEACHER]})}, {}, [])
     store.write_stage("pairs", {"part": pl.DataFrame({"id": ["p1", "p2", "p3"],
                                                        "strategy": ["axis_targeted", "teacher_vs_student",
                                                                     "axis_targeted"]})}, {}, [])
@@ -40,10 +41,10 @@ def test_rows_are_kept_by_source_and_pairs_by_strategy(tmp_path):
     ablation = Ablation(name="templates", description="templates only", sft_sources=["datagen.sft_examples"],
                         pair_strategies=["axis_targeted"])
     out = write_ablation_export(ablation, export, tmp_path / "ablation")
-    assert ids(out / SFT_FILE) == ["s1", "s3"]
+    assert ids(out / SFT_FILE) == ["s1"]
     assert ids(out / DPO_FILE) == ["p1", "p3"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["rows"] == {"sft": 2, "dpo": 2} and manifest["parent_export"] == str(export)
+    assert manifest["rows"] == {"sft": 1, "dpo": 2} and manifest["parent_export"] == str(export)
     assert manifest["ablation"]["sft_sources"] == ["datagen.sft_examples"]
 
 
@@ -76,3 +77,30 @@ def test_replay_false_is_an_sft_change_and_any_other_value_is_refused():
     assert Ablation(name="pilot", description="the pilot's replay", dpo=False).is_pilot_sft()
     with pytest.raises(ValueError, match="replay"):
         Ablation(name="x", description="y", replay=True)
+
+
+def test_without_the_seed_set_leaves_out_its_anchor_rows_and_on_policy_false_changes_only_dpo(tmp_path):
+    export = build_run(tmp_path / "runs")
+    no_seed = Ablation(name="no-seed", description="without the seed set's anchors", exclude_sources=["gold-seed:"])
+    assert no_seed.changes_sft()
+    assert ids(write_ablation_export(no_seed, export, tmp_path / "a") / SFT_FILE) == ["s1", "s2", "s4"]
+    with pytest.raises(ValueError, match=r"no SFT row .* outside \['datagen', 'gold-seed:'\]"):
+        write_ablation_export(Ablation(name="none", description="x", exclude_sources=["datagen", "gold-seed:"]),
+                              export, tmp_path / "b")
+    off_policy = Ablation(name="no-on-policy", description="DPO on the build's pairs", on_policy=False)
+    assert not off_policy.changes_sft() and not off_policy.is_pilot_sft()
+
+
+def test_the_demo_preflight_evaluates_baselines_and_the_pilot_and_its_ablations_recipe_the_rest():
+    from flows.preflight import PreflightRecipe, candidates
+    from flows.recipe import load_recipe
+
+    demo = load_recipe(Path("flows/recipes/preflight_support_triage.yaml"), PreflightRecipe)
+    names = [c.name for c in candidates(demo, Path("pilot"), {}, Path("pilot/dpo/adapter"))]
+    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO"]
+    ablations = load_recipe(Path("flows/recipes/ablations_support_triage.yaml"), PreflightRecipe)
+    assert ablations.out_dir(ablations.pilot()) == demo.out_dir(demo.pilot())  # the demo's evals are read back
+    adapters = {a.name: Path(a.name) for a in ablations.ablations}
+    names = [c.name for c in candidates(ablations, Path("pilot"), adapters, Path("pilot/dpo/adapter"))]
+    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo",
+                     "ablation no-on-policy", "ablation no-replay", "ablation no-seed"]

@@ -133,6 +133,6 @@ def test_a_task_family_builds_and_preflights_from_its_recipes(tmp_path, tiny_mod
 
 def test_every_committed_recipe_loads():
     for path in sorted(RECIPES.glob("*.yaml")):
-        model = PreflightRecipe if path.name.startswith("preflight_") else (
+        model = PreflightRecipe if path.name.startswith(("preflight_", "ablations_")) else (
             TrainRecipe if path.name.startswith("train_") else BuildDatasetRecipe)
         load_recipe(path, model)

@@ -6,17 +6,21 @@ against the pilot (the preflight recipe's training recipe):
 - `sft_sources`: keep only SFT rows whose provenance `source` starts with one of these
   (e.g. `datagen.exports.sft_examples.reference_answer` for template rows only, against the
   teacher's verified answers);
+- `exclude_sources`: leave out SFT rows whose `source` starts with one of these (e.g.
+  `gold-seed:` for "what did the human seed set's anchor rows buy?");
 - `pair_strategies`: keep only preference pairs built by these strategies (e.g.
   `axis_targeted`, whose two answers differ on the one axis that matters);
 - `sft_share`: train on this share of the SFT rows (a seeded sample), for "would more
   data help?";
 - `dpo: false`: stop after SFT;
+- `on_policy: false`: DPO on the build's pairs instead of the policy's own samples, where
+  the pilot samples them (`train/on_policy_rounds.py`): "what did on-policy pairs buy?";
 - `replay`: mix general rows into SFT against forgetting (`train/replay_mix.py`), or
   `replay: false` to train without the pilot's replay mix ("what did replay buy?").
 
 The selection reads each row's provenance from the build's own stage tables
 (`runs/<run_id>/sft`, `runs/<run_id>/pairs`), so an ablation of an export that crucible
-did not build can only change `sft_share`, `dpo` and `replay`. Output: an export folder of
+did not build can only change `sft_share`, `dpo`, `on_policy` and `replay`. Output: an export folder of
 the same layout (`trl_sft/train.jsonl`, `trl_dpo/train.jsonl`) with a manifest that names
 its parent export and what was kept.
 """
@@ -42,16 +46,20 @@ class Ablation(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$", description="a folder name: lower case, digits, - and _")
     description: str = Field(min_length=1, description="the question it answers, shown in the report")
     sft_sources: list[str] | None = Field(None, min_length=1)
+    exclude_sources: list[str] | None = Field(None, min_length=1,
+                                              description="SFT rows whose source starts with one of these are left out")
     pair_strategies: list[str] | None = Field(None, min_length=1)
     sft_share: float | None = Field(None, gt=0, lt=1)
     dpo: bool = True
+    on_policy: bool = Field(True, description="false: DPO on the build's pairs where the pilot samples its own")
     replay: ReplayConfig | Literal[False] | None = Field(
         None, description="a replay mix of its own; false: none, where the pilot has one; default: the pilot's")
     seed: int = 0
 
     def changes_sft(self) -> bool:
         """Whether its SFT stage differs from the pilot's (if not, the pilot's is reused)."""
-        return self.sft_sources is not None or self.sft_share is not None or self.replay is not None
+        return (self.sft_sources is not None or self.exclude_sources is not None or self.sft_share is not None
+                or self.replay is not None)
 
     def is_pilot_sft(self) -> bool:
         """"Without DPO" and nothing else: the pilot's own SFT adapter, nothing to train."""
@@ -75,14 +83,18 @@ def _column_by_id(export: Path, stage: str, column: str) -> dict[str, str]:
 
 def select_sft_rows(ablation: Ablation, export: Path) -> list[dict]:
     rows = read_export_rows(export / SFT_FILE)
-    if ablation.sft_sources is not None:
+    if ablation.sft_sources is not None or ablation.exclude_sources is not None:
         sources = _column_by_id(export, "sft", "source")
-        rows = [row for row in rows if sources.get(row["id"], "").startswith(tuple(ablation.sft_sources))]
+        if ablation.sft_sources is not None:
+            rows = [row for row in rows if sources.get(row["id"], "").startswith(tuple(ablation.sft_sources))]
+        if ablation.exclude_sources is not None:
+            rows = [row for row in rows if not sources.get(row["id"], "").startswith(tuple(ablation.exclude_sources))]
     if ablation.sft_share is not None:
         keep = max(1, round(len(rows) * ablation.sft_share))
         rows = sorted(random.Random(ablation.seed).sample(rows, keep), key=lambda row: row["id"])
     if not rows:
-        raise ValueError(f"ablation {ablation.name}: no SFT row of {export} has a source in {ablation.sft_sources}")
+        raise ValueError(f"ablation {ablation.name}: no SFT row of {export} has a source in {ablation.sft_sources} "
+                         f"outside {ablation.exclude_sources}")
     return rows
 
 
