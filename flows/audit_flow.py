@@ -24,6 +24,7 @@ from datagen.generation.imports import ImportReject
 from evals.contamination.audit import AuditConfig, AuditResult, audit, merge_results
 from evals.contamination.audit_inputs import AuditInputError, AuditRow, read_gold, read_train, train_files
 from evals.contamination.overlap_report import write_overlap_report
+from flows.job_main import job_main
 from flows.task_runners import task_runner
 
 
@@ -107,10 +108,7 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = job_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

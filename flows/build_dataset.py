@@ -81,6 +81,7 @@ from evals.contamination.audit_inputs import record_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from evals.contamination.seed_disjointness import seed_disjointness
 from flows.graceful_stop import Stopped, run_command
+from flows.job_main import job_main
 from flows.prefect_api import PrefectApiError
 from flows.recipe import RecipeError, load_recipe
 from flows.teacher_tasks import (
@@ -510,10 +511,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = job_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from prefect import flow, task
 
 from datagen.dedupe.dedupe_files import DedupeFileConfig, dedupe_file
 from datagen.dedupe.minhash_dedup import MinhashDedupConfig
+from flows.job_main import job_main
 from flows.task_runners import task_runner
 
 
@@ -112,10 +113,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = job_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from evals.eval_candidates import Candidate, GenerationConfig
 from evals.preflight_report import write_report
 from evals.rule_scores import gold_rules, rule_accuracy
 from flows.graceful_stop import Stopped, run_command
+from flows.job_main import job_main
 from flows.recipe import RecipeError, load_recipe
 from flows.train_sft_dpo import TrainRecipe, train_sft_dpo
 from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
@@ -267,10 +268,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = job_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

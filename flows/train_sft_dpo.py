@@ -46,6 +46,7 @@ from datagen.serving.merged_model import merge_adapter
 from evals.contamination.audit_inputs import row_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from flows.graceful_stop import Stopped, run_command
+from flows.job_main import job_main
 from flows.recipe import RecipeError, load_recipe
 from gold.gold_root import GoldSetError, LockedGoldSet
 from train.ablations import read_export_rows
@@ -320,10 +321,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = job_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":
