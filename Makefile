@@ -78,8 +78,11 @@ preflight: install
 ablations: install
 	$(PY) -m flows.preflight --recipe $(ABLATIONS_RECIPE)
 
+# Two workers, a test file each: half the suite's time is waits (servers starting, Prefect,
+# subprocesses), so two cores run it in about two thirds of the time; a file's module
+# fixtures (one vLLM server) stay in one worker.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf runs .pytest_cache

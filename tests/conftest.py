@@ -6,6 +6,10 @@ import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The real vLLM, without graph compilation: each test's server generates a few rows after
+# its start, where compiling (and, on a fresh machine, the first compile) costs more than
+# it saves (datagen/serving/vllm_server.py).
+os.environ.setdefault("CRUCIBLE_VLLM_EAGER", "1")
 
 
 @pytest.fixture(scope="session")
