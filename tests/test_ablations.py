@@ -91,9 +91,11 @@ def test_without_the_seed_set_leaves_out_its_anchor_rows_and_on_policy_false_cha
     assert not off_policy.changes_sft() and not off_policy.is_pilot_sft()
 
 
-def test_the_demo_preflight_evaluates_baselines_and_the_pilot_and_its_ablations_recipe_the_rest():
+def test_the_demo_preflight_evaluates_baselines_and_the_pilot_and_its_ablations_recipe_the_rest(monkeypatch):
     from flows.preflight import PreflightRecipe, candidates
     from flows.recipe import load_recipe
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the recipes name each other from the checkout
 
     demo = load_recipe(Path("flows/recipes/preflight_support_triage.yaml"), PreflightRecipe)
     names = [c.name for c in candidates(demo, Path("pilot"), {}, Path("pilot/dpo/adapter"))]

@@ -135,10 +135,11 @@ def test_without_a_locked_regression_set_nothing_is_trained(tmp_path, tiny_model
     assert not (tmp_path / "train").exists()
 
 
-def test_a_recipe_with_one_ablation_is_refused_naming_the_field(tmp_path):
+def test_a_recipe_with_a_misspelt_ablation_field_is_refused_naming_the_field(tmp_path):
     from flows.recipe import RecipeError, load_recipe
 
     path = tmp_path / "preflight.yaml"
-    path.write_text(yaml.safe_dump({"train_recipe": "train.yaml", "ablations": [{"name": "x", "description": "y"}]}))
-    with pytest.raises(RecipeError, match=r"preflight.yaml: ablations: List should have at least 2 items"):
+    path.write_text(yaml.safe_dump({"train_recipe": "train.yaml",
+                                    "ablations": [{"name": "x", "description": "y", "sft_shares": 0.5}]}))
+    with pytest.raises(RecipeError, match=r"preflight.yaml: ablations\.0\.sft_shares: Extra inputs are not permitted"):
         load_recipe(path, PreflightRecipe)
