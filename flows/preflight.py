@@ -30,6 +30,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -72,6 +73,11 @@ class PreflightRecipe(BaseModel):
     min_schema_valid: float = Field(0.98, ge=0, le=1, description="the least share of schema-valid gold answers an "
                                     "escalated fine-tune may have (issue #17's bar for the demo's pilot)")
     constrained_baseline: bool = Field(True, description="also evaluate the base model under schema-constrained decoding")
+    fine_tune_decoding: Literal["free", "constrained", "both"] = Field(
+        "free", description="how every fine-tune (the pilot, its SFT adapter, the ablations) decodes its target rows: "
+        "free, held to the answer schema (how a JSON task is served: vLLM's structured output), or both, each "
+        "its own candidate with its own verdict. Constrained, the format is the decoder's and the verdict asks "
+        "only what the weights bought: right values, against the base model held to the same schema")
     teacher: EndpointConfig | None = Field(None, description="evaluate the teacher endpoint as a baseline too "
                                            "(a server: base_url and model)")
     generation: GenerationConfig = GenerationConfig()
@@ -157,15 +163,19 @@ def candidates(recipe: PreflightRecipe, pilot_out: Path, ablation_adapters: dict
     if recipe.teacher:
         found.append(Candidate("teacher", "baseline", "few_shot", f"the teacher {recipe.teacher.model}",
                                endpoint=recipe.teacher))
+    fine_tunes = []
     if recipe.pilot_sft_candidate and not any(ablation.is_pilot_sft() for ablation in recipe.ablations):
-        found.append(Candidate("pilot SFT", "fine-tune", "trained", "the pilot's LoRA SFT adapter (no DPO)",
-                               adapter=pilot_out / "sft" / "adapter"))
+        fine_tunes.append(("pilot SFT", "the pilot's LoRA SFT adapter (no DPO)", pilot_out / "sft" / "adapter"))
     if dpo_adapter is not None:
-        found.append(Candidate("pilot SFT+DPO", "fine-tune", "trained", "the pilot: LoRA SFT, then DPO",
-                               adapter=dpo_adapter))
+        fine_tunes.append(("pilot SFT+DPO", "the pilot: LoRA SFT, then DPO", dpo_adapter))
     for ablation in recipe.ablations:
-        found.append(Candidate(f"ablation {ablation.name}", "fine-tune", "trained", ablation.description,
-                               adapter=ablation_adapters[ablation.name]))
+        fine_tunes.append((f"ablation {ablation.name}", ablation.description, ablation_adapters[ablation.name]))
+    decodings = {"free": (False,), "constrained": (True,), "both": (False, True)}[recipe.fine_tune_decoding]
+    for name, description, adapter in fine_tunes:
+        for constrained in decodings:
+            found.append(Candidate(f"{name} constrained" if constrained else name, "fine-tune", "trained",
+                                   f"{description}, decoding held to the answer schema" if constrained
+                                   else description, adapter=adapter, constrained=constrained))
     return found
 
 

@@ -116,3 +116,38 @@ def test_free_text_strings_get_a_length_bound_so_the_object_can_always_close():
     assert bounded["note"]["maxLength"] == 10
     assert bounded["product"]["anyOf"][0] == {"type": "string", "maxLength": 160}
     assert "maxLength" not in schema["properties"]["summary"]  # a copy
+
+
+class NoServerWanted:
+    """Stands in for the preflight's servers (named a fake: no engine starts here). The
+    candidate must be answered in process, and the running server stopped first."""
+
+    def __init__(self):
+        self.stopped = 0
+
+    def stop(self):
+        self.stopped += 1
+
+    def endpoint(self, adapter):
+        raise AssertionError(f"a server was asked for {adapter}")
+
+
+def test_adapters_in_process_answer_a_fine_tune_here_after_stopping_the_baselines_server(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from evals.eval_candidates import Candidate, GenerationConfig, candidate_outputs
+
+    adapter = tmp_path / "adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(adapter)
+    servers = NoServerWanted()
+    candidate = Candidate("pilot", "fine-tune", "trained", "", adapter=adapter)
+    config = GenerationConfig(engine="vllm", adapters="in_process", batch_size=5)
+    outputs = candidate_outputs(candidate, tiny_model, CHATS, max_new_tokens=6, config=config, servers=servers)
+    assert servers.stopped == 1
+    assert outputs == generate_in_process(tiny_model, CHATS, adapter=adapter, max_new_tokens=6, batch_size=5)
+    # The adapter is used: its random LoRA weights change what the base model writes.
+    assert outputs != generate_in_process(tiny_model, CHATS, max_new_tokens=6, batch_size=5)

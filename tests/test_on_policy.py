@@ -57,3 +57,45 @@ def test_k_samples_per_prompt_from_base_plus_adapter_named_by_its_weights(tiny_m
     assert [a.response for a in again.answers] == [a.response for a in first.answers]
     usage = next(iter(again.usage.values()))
     assert (usage.requests, usage.cache_hits) == (0, 6)
+
+
+def test_samples_held_to_the_answer_schema_ask_the_engine_for_it(tiny_model, adapter, tmp_path, monkeypatch):
+    # The request itself is checked, not a server (vLLM's structured output is exercised by
+    # the demo; `transformers serve` refuses response_format): `answer_prompts` and the
+    # servers are replaced by a recorder and a stand-in, named as the fakes they are.
+    from datagen.teacher import on_policy
+
+    asked = []
+
+    async def recording_answer_prompts(prompts, task, distill, endpoints, cache, run_id, **kwargs):
+        asked.append(distill)
+        return "recorded"
+
+    class NoServers:  # a fake too: no engine starts for a wiring check
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def endpoint(self, adapter):
+            return "http://127.0.0.1:9/v1", "policy", "merged:test"
+
+    monkeypatch.setattr(on_policy, "answer_prompts", recording_answer_prompts)
+    monkeypatch.setattr(on_policy, "AdapterServers", NoServers)
+    examples = labelled_prompts(TASK, LabelledPromptConfig(count=1, seed=5), "run-1")
+    config = PolicySamplingConfig(samples_per_prompt=1, engine="transformers", structured_output="json_schema")
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    try:
+        assert sample_policy(examples, TASK, config, tiny_model, adapter, cache, "run-1", tmp_path / "logs") == "recorded"
+    finally:
+        cache.close()
+    from datagen.teacher.distill import response_format_for
+
+    teacher = asked[0].teachers[0]
+    assert teacher.structured_output == "json_schema"
+    assert response_format_for(TASK, teacher)["json_schema"]["schema"] == TASK.answer_schema.model_json_schema()
+    assert PolicySamplingConfig().structured_output == "prompt"  # free sampling unless asked

@@ -143,3 +143,25 @@ def test_a_recipe_with_a_misspelt_ablation_field_is_refused_naming_the_field(tmp
                                     "ablations": [{"name": "x", "description": "y", "sft_shares": 0.5}]}))
     with pytest.raises(RecipeError, match=r"preflight.yaml: ablations\.0\.sft_shares: Extra inputs are not permitted"):
         load_recipe(path, PreflightRecipe)
+
+
+def test_every_fine_tune_decodes_as_the_recipe_says_each_decoding_a_candidate_of_its_own(tmp_path):
+    from flows.preflight import candidates
+
+    recipe = PreflightRecipe(train_recipe=tmp_path / "train.yaml", fine_tune_decoding="both", pilot_sft_candidate=True,
+                             ablations=[{"name": "no-seed", "description": "without the seed set",
+                                         "exclude_sources": ["gold-seed:"]}])
+    found = candidates(recipe, tmp_path / "pilot", {"no-seed": tmp_path / "no-seed"}, tmp_path / "dpo")
+    assert [(c.name, c.role, c.constrained, c.adapter) for c in found] == [
+        ("base few-shot", "baseline", False, None), ("base constrained", "baseline", True, None),
+        ("pilot SFT", "fine-tune", False, tmp_path / "pilot" / "sft" / "adapter"),
+        ("pilot SFT constrained", "fine-tune", True, tmp_path / "pilot" / "sft" / "adapter"),
+        ("pilot SFT+DPO", "fine-tune", False, tmp_path / "dpo"),
+        ("pilot SFT+DPO constrained", "fine-tune", True, tmp_path / "dpo"),
+        ("ablation no-seed", "fine-tune", False, tmp_path / "no-seed"),
+        ("ablation no-seed constrained", "fine-tune", True, tmp_path / "no-seed")]
+    only = candidates(recipe.model_copy(update={"fine_tune_decoding": "constrained", "pilot_sft_candidate": False,
+                                                "ablations": []}), tmp_path / "pilot", {}, tmp_path / "dpo")
+    assert [(c.name, c.constrained) for c in only if c.role == "fine-tune"] == [("pilot SFT+DPO constrained", True)]
+    # Folder names stay distinct: each decoding's rows are kept apart.
+    assert len({c.folder for c in found}) == len(found)

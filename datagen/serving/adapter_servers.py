@@ -70,6 +70,13 @@ class AdapterServers:
             merge_adapter(self.base_model, Path(adapter), merged)
         return self._serve(f"merged:{digest}", merged, None), merged.name, f"merged:{digest}:{self.engine}"
 
+    def stop(self) -> None:
+        """Stop the server now (generation in this process follows: an idle vLLM's engine
+        loop would still take one of its cores)."""
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self._serving = None
+
     def _serve(self, holds: str, model_dir: Path, lora: dict[str, Path] | None) -> str:
         if self._serving is not None and self._serving[0] == holds:
             return self._serving[1]

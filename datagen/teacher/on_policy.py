@@ -48,6 +48,10 @@ class PolicySamplingConfig(BaseModel):
     adapters: Literal["merged", "lora"] = Field("merged", description="as the evals serve adapters "
                                                  "(datagen/serving/adapter_servers.py)")
     concurrency: int = Field(32, ge=1, description="requests in flight to the engine, which batches them")
+    structured_output: Literal["prompt", "json_schema"] = Field(
+        "prompt", description="json_schema: sample under the answer schema (the engine's structured output), as a "
+        "fine-tune served with constrained decoding answers: every sample is schema-valid, so the wrong ones are "
+        "the plausible wrong values pairs need, not broken JSON no deployment would emit")
 
 
 def sample_policy(prompts: list[Example], task: Task, config: PolicySamplingConfig, base_model: Path,
@@ -59,7 +63,7 @@ def sample_policy(prompts: list[Example], task: Task, config: PolicySamplingConf
     with AdapterServers(config.engine, base_model, log_dir, config.adapters, adapters) as servers:
         base_url, model, identity = servers.endpoint(adapter)
         asked = EndpointConfig(base_url=base_url, model=model, sampling=config.sampling,
-                               concurrency=config.concurrency)
+                               concurrency=config.concurrency, structured_output=config.structured_output)
         distill = DistillConfig(teachers=[asked], samples_per_prompt=config.samples_per_prompt,
                                 cache_path=cache.path)
         return asyncio.run(answer_prompts(prompts, task, distill, [Endpoint(base_url, model, "no-key", identity)],

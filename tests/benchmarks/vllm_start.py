@@ -32,7 +32,10 @@ from gold.gold_root import GoldRoot
 
 MODES = {"aot": {"VLLM_USE_AOT_COMPILE": "1", "CRUCIBLE_VLLM_EAGER": "0"},
          "inductor": {"VLLM_USE_AOT_COMPILE": "0", "CRUCIBLE_VLLM_EAGER": "0"},
-         "eager": {"VLLM_USE_AOT_COMPILE": "0", "CRUCIBLE_VLLM_EAGER": "1"}}
+         "eager": {"VLLM_USE_AOT_COMPILE": "0", "CRUCIBLE_VLLM_EAGER": "1"},
+         # vLLM on CPU keeps one core for its scheduler by default: on 2 cores the model gets one.
+         "eager-1core": {"VLLM_USE_AOT_COMPILE": "0", "CRUCIBLE_VLLM_EAGER": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"},
+         "eager-2cores": {"VLLM_USE_AOT_COMPILE": "0", "CRUCIBLE_VLLM_EAGER": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
 
 
 def measure(mode: str, chats: list[list[dict]], folder: Path) -> tuple[float, float]:
