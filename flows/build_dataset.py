@@ -21,7 +21,10 @@ same run id skips what already finished):
     sft             one answer per prompt: a verified teacher answer, else the known label;
                     and the seed rows as anchors
     pairs           chosen vs a plausible wrong sample: verifier-ranked or minimal correction
-    export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files
+    mix             optional: each source's share of the SFT and preference sets, with caps
+                    and a seed; the rows left out kept with their reasons
+    export          TRL messages / prompt-chosen-rejected, Alpaca and ShareGPT files, and the
+                    Hub's dataset card (README.md)
 
 The run id defaults to the task name and a hash of the recipe: the same recipe resumes
 the same run, a changed recipe starts a new one. Ctrl-C or SIGTERM stops it with exit
@@ -46,6 +49,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from datagen.dedupe.prompt_dedupe import PromptDedupeConfig, dedupe_prompts, removed_frame
+from datagen.exports.data_mix import DataMixConfig, mix_markdown, mix_sets
+from datagen.exports.dataset_card import CardFacts, DatasetCardConfig, curation_figures, write_dataset_card
 from datagen.exports.formats import write_exports
 from datagen.exports.sft_examples import SftSelectionConfig, sft_rows
 from datagen.filters.answer_filters import AnswerFilterConfig, filter_answers, reason_kind, wrong_fields_of
@@ -69,7 +74,7 @@ from datagen.generation.self_instruct import SelfInstructConfig
 from datagen.judge.judge_answers import JudgeConfig
 from datagen.pairs.pair_report import pair_report, pair_report_markdown
 from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, build_pairs
-from datagen.reports.build_summary import run_summary, summary_markdown
+from datagen.reports.build_summary import run_summary, seed_set_summary, summary_markdown
 from datagen.reports.curation_report import curation_html, curation_markdown, curation_report
 from datagen.reports.rule_coverage import rule_coverage
 from datagen.serving.client import TeacherError
@@ -118,6 +123,9 @@ class BuildDatasetRecipe(BaseModel):
     student: EndpointConfig | None = None
     contamination_gate: ContaminationGateConfig = ContaminationGateConfig()
     judge: JudgeConfig | None = None  # for judge_ranked pairs; never sees a gold row
+    # The share of each source in the SFT and preference sets; without it every row made is kept.
+    mix: DataMixConfig | None = None
+    card: DatasetCardConfig = DatasetCardConfig()  # the export's README.md: license, language, ...
 
     @model_validator(mode="after")
     def _student_for_student_pairs(self) -> "BuildDatasetRecipe":
@@ -142,7 +150,10 @@ class BuildDatasetRecipe(BaseModel):
         # The task's version is part of the intent: a changed prompt or schema is a new run,
         # not a resumed one.
         task = self.load_task()
-        intent = {"recipe": self.model_dump(mode="json"), "task_version": task.version}
+        # Sections added since run ids were first made count only where a recipe sets them:
+        # a recipe without them keeps its run id, and resumes its runs.
+        unset = {name for name in ("mix", "card") if name not in self.model_fields_set}
+        intent = {"recipe": self.model_dump(mode="json", exclude=unset), "task_version": task.version}
         digest = hashlib.sha256(canonical_json(intent).encode()).hexdigest()
         return f"{task.name}-{digest[:12]}"
 
@@ -356,6 +367,31 @@ def build_pair_set(store: RunStore, task_: Task, config: PreferencePairConfig) -
     )
 
 
+@task(cache_policy=NO_CACHE)
+def mix_data(store: RunStore, config: DataMixConfig) -> None:
+    """The recipe's share of each source in the SFT and preference sets; the rows left out
+    kept with their reasons (`sft_left_out`, `pairs_left_out`)."""
+    if store.is_complete("mix"):
+        return
+    answers = examples_from_frame(store.read("verified")) + [a for a, _ in _read_rejects(store, "verified")]
+    mixed = mix_sets(examples_from_frame(store.read("sft")), pairs_from_frame(store.read("pairs")), answers, config)
+    get_run_logger().info("%s", mix_markdown(mixed.report))
+    left_out = {"sft_left_out": examples_to_frame(row for row, _ in mixed.sft.left_out),
+                "pairs_left_out": pairs_to_frame(pair for pair, _ in mixed.pairs.left_out)}
+    reasons = {"sft_left_out": mixed.sft.left_out, "pairs_left_out": mixed.pairs.left_out}
+    store.write_stage(
+        "mix",
+        {"sft": examples_to_frame(mixed.sft.kept), "pairs": pairs_to_frame(mixed.pairs.kept)}
+        | {name: frame.with_columns(reason=pl.Series([r for _, r in reasons[name]], dtype=pl.String))
+           for name, frame in left_out.items()},
+        config=config.model_dump(mode="json"),
+        inputs=["sft", "pairs", "verified"],
+        summary={"mix": mixed.report,
+                 "left_out_by_reason": {name: dict(Counter(reason_kind(r) for _, r in rows))
+                                        for name, rows in reasons.items()}},
+    )
+
+
 def _read_rejects(store: RunStore, stage: str) -> list:
     frame = store.read(stage, "rejects")
     return list(zip(examples_from_frame(frame.drop("reason", "detail")), frame["detail"]))
@@ -373,15 +409,17 @@ def verify_gold_sets(config: ContaminationGateConfig, task_: Task) -> tuple[Gold
 
 @task(cache_policy=NO_CACHE)
 def export_datasets(store: RunStore, task_path: str, config: ContaminationGateConfig,
-                    gold_sets: list[LockedGoldSet], seed_check: dict | None = None) -> None:
-    """The export files, after the contamination gate: no row near a locked eval row of
-    the task leaves the run unless the recipe removes it or overrides with a reason. The
-    seed set's disjointness check (`seed_check`), when one was used, is recorded beside
-    the gate's verdict: seed rows are trained on, so the gate checks eval sets only."""
+                    gold_sets: list[LockedGoldSet], card: DatasetCardConfig, seed_check: dict | None = None,
+                    mixed: bool = False) -> None:
+    """The export files and their dataset card, after the contamination gate: no row near
+    a locked eval row of the task leaves the run unless the recipe removes it or overrides
+    with a reason. The seed set's disjointness check (`seed_check`), when one was used, is
+    recorded beside the gate's verdict: seed rows are trained on, so the gate checks eval
+    sets only. `mixed`: the rows are the mix stage's."""
     if store.is_complete("export"):
         return
-    sft = examples_from_frame(store.read("sft"))
-    pairs = pairs_from_frame(store.read("pairs"))
+    sft = examples_from_frame(store.read("mix", "sft") if mixed else store.read("sft"))
+    pairs = pairs_from_frame(store.read("mix", "pairs") if mixed else store.read("pairs"))
     task_ = import_task(task_path)
     kept, gate = gate_rows({"sft": sft, "pairs": pairs}, record_texts, gold_sets, config,
                            store.run_dir / "contamination")
@@ -389,13 +427,22 @@ def export_datasets(store: RunStore, task_path: str, config: ContaminationGateCo
     get_run_logger().info("contamination gate: %s against %s", gate.status, gate.names or "no gold set")
     if gate.status == "removed":
         get_run_logger().warning("contamination gate removed %d rows: %s", len(gate.flagged), sorted(gate.flagged))
+    facts = CardFacts(task_.name, store.run_id, sft, pairs, curation_figures(store), gate.as_dict(),
+                      seed_set_summary(store, seed_check) if seed_check else None,
+                      store.manifest("mix")["summary"]["mix"] if mixed else None)
+
+    def write_files(folder: Path) -> None:
+        write_exports(folder, sft, pairs, task_)
+        write_dataset_card(folder, card, facts)
+
     store.write_stage(
         "export",
         {},
-        config={"task": task_path, "contamination_gate": config.model_dump(mode="json")},
-        inputs=["sft", "pairs"],
+        config={"task": task_path, "contamination_gate": config.model_dump(mode="json"),
+                "card": card.model_dump(mode="json")},
+        inputs=["mix"] if mixed else ["sft", "pairs"],
         summary={"contamination_gate": gate.as_dict(), "seed_set": seed_check},
-        write_files=lambda folder: write_exports(folder, sft, pairs, task_),
+        write_files=write_files,
     )
 
 
@@ -407,11 +454,14 @@ def report_curation(store: RunStore, task_: Task) -> Path:
     answers = pl.concat([kept, rejects.drop("reason", "detail")])  # teacher and imported answers
     report = curation_report(answers, kept, rejects, task_)
     pairs = store.manifest("pairs")["summary"]["report"]
-    write_text_atomic(store.run_dir / "curation.json", json.dumps({"answers": report, "pairs": pairs}, indent=2))
+    mix = store.manifest("mix")["summary"]["mix"] if store.is_complete("mix") else None
+    write_text_atomic(store.run_dir / "curation.json",
+                      json.dumps({"answers": report, "pairs": pairs} | ({"mix": mix} if mix else {}), indent=2))
     page = store.run_dir / "curation.html"
-    write_text_atomic(page, curation_html(report, pairs))
-    create_markdown_artifact(curation_markdown(report) + "\n\n" + pair_report_markdown(pairs), key="curation",
-                             description="curation report: filters and preference pairs")
+    write_text_atomic(page, curation_html(report, pairs, mix))
+    create_markdown_artifact(curation_markdown(report) + "\n\n" + pair_report_markdown(pairs)
+                             + ("\n\n" + mix_markdown(mix) if mix else ""), key="curation",
+                             description="curation report: filters, preference pairs and the data mix")
     return page
 
 
@@ -463,7 +513,10 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
     select_sft_rows(store, task_, recipe.sft, recipe.prompts.min_rows_per_rule,
                     anchors_from="seed" if seed and seed.sft_anchors else None)
     build_pair_set(store, task_, recipe.pairs)
-    export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets, seed_check)
+    if recipe.mix is not None:
+        mix_data(store, recipe.mix)
+    export_datasets(store, recipe.task, recipe.contamination_gate, gold_sets, recipe.card, seed_check,
+                    mixed=recipe.mix is not None)
     report_curation(store, task_)
     return summarize_run(store)
 

@@ -44,6 +44,12 @@ def _dedupe() -> ModuleType:
     return dedupe_flow
 
 
+def _push() -> ModuleType:
+    from flows import push_export
+
+    return push_export
+
+
 def _gold() -> SimpleNamespace:
     from gold import cli
 
@@ -76,6 +82,8 @@ JOBS: dict[str, tuple[str, Callable[[], ModuleType | SimpleNamespace]]] = {
               "row is found, 2 on unreadable input", _audit),
     "dedupe": ("remove exact and near-duplicate rows of a JSONL or parquet file; writes DIR/kept, DIR/removed "
                "(with duplicate_of, similarity, method), DIR/broken and DIR/summary.json", _dedupe),
+    "push": ("verify an export whole and upload it with its dataset card to a Hugging Face Hub dataset repo "
+             "(or --to-folder, --dry-run)", _push),
     "gold": ("the gold sets: labelers' page, review, lock and verify", _gold),
     "prepare-model": ("convert the embedded SmolLM2 GGUF into a cached trainable checkpoint", _prepare_model),
 }

@@ -116,13 +116,16 @@ class ImportResult:
         return records
 
 
+SOURCE_PREFIX = "import:"  # how every imported row's `source` begins
+
+
 def import_source(path: Path) -> str:
     try:
         with open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as error:
         raise RowFileError(f"{path}: cannot read: {error.strerror}") from None
-    return f"import:{path.name}@{digest[:12]}"
+    return f"{SOURCE_PREFIX}{path.name}@{digest[:12]}"
 
 
 def _example(row: dict, layout: Layout, config: ImportConfig, task: Task, source: str, run_id: str) -> Example:

@@ -56,9 +56,12 @@ class SeedRow:
     answer: dict
 
 
+SOURCE_PREFIX = "gold-seed:"  # how every seed row's `source` begins
+
+
 def seed_source(version: str, digest: str) -> str:
     """The `source` of every row made from seed set version `version` (`<set>/v<N>`)."""
-    return f"gold-seed:{version}@{digest}"
+    return f"{SOURCE_PREFIX}{version}@{digest}"
 
 
 def seed_examples(rows: list[SeedRow], source: str, task: Task, run_id: str) -> list[Example]:

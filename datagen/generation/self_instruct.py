@@ -54,6 +54,7 @@ from datagen.serving.response_cache import ResponseCache
 from datagen.teacher.distill import FailedRequest, pick_teacher, request_seed, usage_key
 
 SOURCE = "datagen.self_instruct@1"
+TEMPLATE_PREFIX = "self_instruct/"  # every self-generated input's `template_id`, and its answers', begins so
 
 
 class SelfInstructConfig(BaseModel):
@@ -315,7 +316,7 @@ async def self_instruct(
                     prompt=clean_candidate(response.content),
                     source=SOURCE,
                     run_id=run_id,
-                    template_id=f"self_instruct/round-{round_number}/{topic}",
+                    template_id=f"{TEMPLATE_PREFIX}round-{round_number}/{topic}",
                     seed=sampling["seed"],
                     teacher=Teacher(endpoint.identity, endpoint.model, canonical_json(sampling), number),
                     parent_ids=tuple(e.id for e in shown),

@@ -6,6 +6,7 @@ summary of a resumed run is the same as that of an uninterrupted one.
 
 from __future__ import annotations
 
+from datagen.exports.data_mix import mix_markdown
 from datagen.foundation.run_store import RunStore
 from datagen.pairs.pair_report import pair_report_markdown
 
@@ -56,19 +57,30 @@ def run_summary(store: RunStore) -> dict:
         for key, usage in generated["summary"]["usage"].items():
             summary["teacher usage"][f"{key} (self-generation)"] = usage
     if store.is_complete("seed"):
-        seed = store.manifest("seed")
         # The check of this run's export; every run checks again (contamination/seed_disjointness.json).
-        check = manifests["export"]["summary"].get("seed_set") or seed["summary"]["disjointness"]
-        summary["seed set"] = {"set": seed["config"]["seed_set"]["set"], "digest": seed["config"]["seed_set"]["digest"],
-                               "rows": seed["counts"]["part"], "few_shot": len(seed["summary"]["few_shot"]),
-                               "verdict": check["verdict"], "eval_sets": [ref["set"] for ref in check["eval_sets"]],
-                               "methods": check["methods"]}
+        summary["seed set"] = seed_set_summary(store, manifests["export"]["summary"].get("seed_set"))
+    if store.is_complete("mix"):
+        mixed = store.manifest("mix")
+        summary["counts"] |= {"SFT rows after the mix": mixed["counts"]["sft"],
+                              "preference pairs after the mix": mixed["counts"]["pairs"]}
+        summary["data mix"] = mixed["summary"]["mix"]
     if store.is_complete("student_answers"):
         student = store.manifest("student_answers")
         summary["student answers rejected by reason"] = student["summary"]["rejected_by_reason"]
         for key, usage in student["summary"]["usage"].items():
             summary["teacher usage"][f"{key} (student)"] = usage
     return summary
+
+
+def seed_set_summary(store: RunStore, check: dict | None) -> dict:
+    """The run's seed set, and its disjointness from the eval sets by `check` (default: the
+    check the seed stage recorded)."""
+    seed = store.manifest("seed")
+    check = check or seed["summary"]["disjointness"]
+    return {"set": seed["config"]["seed_set"]["set"], "digest": seed["config"]["seed_set"]["digest"],
+            "rows": seed["counts"]["part"], "few_shot": len(seed["summary"]["few_shot"]),
+            "verdict": check["verdict"], "eval_sets": [ref["set"] for ref in check["eval_sets"]],
+            "methods": check["methods"]}
 
 
 def summary_markdown(summary: dict) -> str:
@@ -113,6 +125,8 @@ def summary_markdown(summary: dict) -> str:
         for model, u in summary["teacher usage"].items()
     ]
     lines += ["", pair_report_markdown(summary["pair set"])]
+    if "data mix" in summary:
+        lines += ["", mix_markdown(summary["data mix"])]
     lines += ["", f"Exports: `{summary['exports']}`", f"Curation report: `{summary['curation report']}`", ""]
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ import numpy
 import polars as pl
 from pydantic import ValidationError
 
+from datagen.exports.data_mix import MIX_HEADER, mix_table_rows, set_line
 from datagen.foundation.report_html import bar_figure, cell_text, histogram_figure, html_table, page, paragraph, plot
 from datagen.foundation.task import Task, label_fields, label_text, parse_json_answer
 
@@ -221,7 +222,7 @@ def curation_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def curation_html(report: dict, pair_report: dict | None = None) -> str:
+def curation_html(report: dict, pair_report: dict | None = None, mix: dict | None = None) -> str:
     tables = _tables(report)
     rejected = report["rejected_by_filter"]
     rejections = (
@@ -250,6 +251,8 @@ def curation_html(report: dict, pair_report: dict | None = None) -> str:
     ]
     if pair_report is not None:
         sections.append(("Preference pairs", _pair_section(pair_report)))
+    if mix is not None:
+        sections.append(("Data mix", _mix_section(mix)))
     return page(f"Curation report: {report['task']}", sections)
 
 
@@ -281,3 +284,13 @@ def _pair_section(pairs: dict) -> str:
         rows = [[name, value, n] for name, counts in pairs["label_balance"].items() for value, n in counts.items()]
         parts.append(html_table(rows, ["field", "value", "pairs"]))
     return "".join(parts) or paragraph("The pair report is empty.")
+
+
+def _mix_section(mix: dict) -> str:
+    """The data mix's report (`datagen/exports/data_mix.py`): per set, asked against achieved."""
+    parts = []
+    for name, mixed in mix["sets"].items():
+        parts.append(paragraph(set_line(name, mixed)))
+        if mixed["mixed"]:
+            parts.append(html_table(mix_table_rows(mixed), MIX_HEADER))
+    return "".join(parts) + paragraph(f"Replay: {mix['replay']}.")
