@@ -70,6 +70,7 @@ def test_the_mix_stage_decides_what_is_exported_and_every_report_shows_it(tmp_pa
     assert gate["status"] == "clean" and all(f"`{ref['digest']}`" in card.text for ref in gate["gold_sets"])
     assert "**answers rejected by filter**" in card.text and "| wrong_fields |" in card.text
 
-    assert "**data mix** (seed 7)" in (run / "summary.md").read_text()
+    page = (run / "summary.md").read_text()
+    assert page.index("**data mix** (seed 7)") < page.index("SFT set: 6 of 8 rows") < page.index("preference set: 4 of")
     assert json.loads((run / "curation.json").read_text())["mix"] == mix
     assert "Data mix" in (run / "curation.html").read_text()

@@ -116,7 +116,10 @@ def test_no_token_a_bad_repo_id_and_a_refusing_hub_are_one_error_line(export, mo
 
 def test_an_unreachable_hub_fails_closed_without_a_traceback(export):
     """The command as a user runs it, against an endpoint where nothing listens."""
-    environment = os.environ | {"HF_TOKEN": "hf_fake_token", "HF_ENDPOINT": f"http://127.0.0.1:{free_loopback_port()}"}
+    # The contamination embedder sets HF_HUB_OFFLINE=1 in this test process once an earlier test
+    # loaded it (evals/contamination/prompt_embeddings.py); a user's shell has no such thing.
+    environment = {name: value for name, value in os.environ.items() if name != "HF_HUB_OFFLINE"} | {
+        "HF_TOKEN": "hf_fake_token", "HF_ENDPOINT": f"http://127.0.0.1:{free_loopback_port()}"}
     done = subprocess.run([sys.executable, "-m", "flows.cli", "push", str(export), "me/triage-synthetic"],
                           env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr

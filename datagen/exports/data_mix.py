@@ -322,6 +322,11 @@ def _percent(share: float) -> str:
     return f"{share * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
+def sets_in_order(report: dict) -> list[tuple[str, dict]]:
+    """(name, report) of each set, SFT first: a manifest's JSON has its keys sorted."""
+    return [(name, report["sets"][name]) for name in ("sft", "preference")]
+
+
 def set_line(name: str, mixed: dict) -> str:
     """One set's outcome in a sentence: rows kept of rows made, and why that many."""
     title = "SFT set" if name == "sft" else "preference set"
@@ -333,7 +338,7 @@ def set_line(name: str, mixed: dict) -> str:
 def mix_markdown(report: dict) -> str:
     """The mix as asked and achieved, per set and source, for the summary and the card."""
     lines = [f"**data mix** (seed {report['seed']})", ""]
-    for name, mixed in report["sets"].items():
+    for name, mixed in sets_in_order(report):
         lines += [set_line(name, mixed), ""]
         if mixed["mixed"]:
             lines += ["| " + " | ".join(MIX_HEADER) + " |", "|---" + "|---:" * 6 + "|---|"]

@@ -23,7 +23,7 @@ import numpy
 import polars as pl
 from pydantic import ValidationError
 
-from datagen.exports.data_mix import MIX_HEADER, mix_table_rows, set_line
+from datagen.exports.data_mix import MIX_HEADER, mix_table_rows, set_line, sets_in_order
 from datagen.foundation.report_html import bar_figure, cell_text, histogram_figure, html_table, page, paragraph, plot
 from datagen.foundation.task import Task, label_fields, label_text, parse_json_answer
 
@@ -289,7 +289,7 @@ def _pair_section(pairs: dict) -> str:
 def _mix_section(mix: dict) -> str:
     """The data mix's report (`datagen/exports/data_mix.py`): per set, asked against achieved."""
     parts = []
-    for name, mixed in mix["sets"].items():
+    for name, mixed in sets_in_order(mix):
         parts.append(paragraph(set_line(name, mixed)))
         if mixed["mixed"]:
             parts.append(html_table(mix_table_rows(mixed), MIX_HEADER))
