@@ -49,7 +49,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from datagen.dedupe.prompt_dedupe import PromptDedupeConfig, dedupe_prompts, removed_frame
-from datagen.exports.data_mix import DataMixConfig, mix_markdown, mix_sets
+from datagen.exports.data_mix import DataMixConfig, MixError, mix_markdown, mix_sets
 from datagen.exports.dataset_card import CardFacts, DatasetCardConfig, curation_figures, write_dataset_card
 from datagen.exports.formats import write_exports
 from datagen.exports.sft_examples import SftSelectionConfig, sft_rows
@@ -555,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
     except Stopped as stopped:
         print(f"{stopped}", file=sys.stderr)
         return 130
-    except (TeacherError, ModelServerError, ContaminationError, GoldSetError, PrefectApiError) as error:
+    except (TeacherError, ModelServerError, ContaminationError, GoldSetError, PrefectApiError, MixError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary_markdown(summary))

@@ -33,7 +33,8 @@ class FakeHub:
                 hub.tokens.add(self.headers.get("Authorization", ""))
                 if hub.refuse_with is not None:
                     return self._answer({"error": "Invalid credentials in Authorization header"}, hub.refuse_with)
-                route = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/(branch|preupload|commit)/([^/?]+)(\?.*)?", self.path)
+                route = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/(branch|preupload|commit)/([^/?]+)(\?.*)?",
+                                     self.path)
                 if self.path == "/api/repos/create":
                     payload = json.loads(body)
                     hub.created.append(payload)

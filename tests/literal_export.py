@@ -47,8 +47,9 @@ def pairs(rows: list[Example]) -> list[PreferencePair]:
     made = []
     for row, strategy in ((rows[4], "verifier_ranked"), (rows[0], "axis_targeted")):
         made.append(PreferencePair(task=row.task, prompt=row.prompt, chosen=row.response, rejected="Sorry, no.",
-                                   strategy=strategy, evidence="rejected is unparseable", source="datagen.preference_pairs@3",
-                                   run_id="literal", chosen_teacher=row.teacher, parent_ids=(row.id, row.id)))
+                                   strategy=strategy, evidence="rejected is unparseable",
+                                   source="datagen.preference_pairs@3", run_id="literal", chosen_teacher=row.teacher,
+                                   parent_ids=(row.id, row.id)))
     return made
 
 
@@ -82,4 +83,5 @@ def write_literal_export(runs: Path, card: DatasetCardConfig = DatasetCardConfig
 
 
 def listed_outputs(export: Path) -> dict[str, str]:
-    return {name: entry["sha256"] for name, entry in json.loads((export / "manifest.json").read_text())["outputs"].items()}
+    outputs = json.loads((export / "manifest.json").read_text())["outputs"]
+    return {name: entry["sha256"] for name, entry in outputs.items()}

@@ -82,7 +82,8 @@ def test_reduce_total_holds_every_share_and_says_which_source_bounds_the_total()
     assert [r for r in made if r in mixed.sft.kept] == mixed.sft.kept  # the set's order is kept
     report = mixed.report["sets"]["sft"]
     assert (report["rows_before"], report["rows"], report["left_out"]) == (129, 46, 83)
-    assert report["total_why"] == "as many as the shares allow: the scarcest source for its share is teacher (14 rows for 30%)"
+    assert report["total_why"] == ("as many as the shares allow: the scarcest source for its share is teacher "
+                                   "(14 rows for 30%)")
     why = {s["source"]: (s["asked"], s["achieved"], s["available"], s["taken"], s["why"]) for s in report["sources"]}
     assert why == {
         "template": (0.5, 0.5, 80, 23, "as asked; 57 of 80 rows left out"),

@@ -39,6 +39,7 @@ DATA_SUFFIXES = (".jsonl", ".parquet")
 # load. Every format has its JSONL file, so those are the configs; the parquet files hold
 # the same rows again, for readers who want parquet.
 CONFIG_SUFFIX = ".jsonl"
+DataFiles = dict[str, dict[str, tuple[str, int]]]  # format folder -> split -> (path in the export, rows)
 # The Hub's size categories (huggingface_hub's DatasetCardData docs), by their upper bound.
 SIZE_CATEGORIES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
                    (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"),
@@ -100,9 +101,9 @@ def size_category(rows: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>1T")
 
 
-def data_files(folder: Path) -> dict[str, dict[str, tuple[str, int]]]:
+def data_files(folder: Path) -> DataFiles:
     """Each format folder's files: config name -> split -> (path in the folder, rows)."""
-    found: dict[str, dict[str, tuple[str, int]]] = {}
+    found: DataFiles = {}
     for path in sorted(folder.glob("*/*")):
         if path.suffix not in DATA_SUFFIXES or path.name.startswith("."):
             continue
@@ -119,9 +120,10 @@ def _rows(path: Path) -> int:
         return sum(1 for line in handle if line.strip())
 
 
-def card_data(config: DatasetCardConfig, facts: CardFacts, files: dict[str, dict[str, tuple[str, int]]]) -> DatasetCardData:
+def card_data(config: DatasetCardConfig, facts: CardFacts, files: DataFiles) -> DatasetCardData:
     default = SFT_FILE.split("/")[0]
-    configs = [{"config_name": name, "data_files": [{"split": split, "path": path} for split, (path, _) in splits.items()]}
+    configs = [{"config_name": name,
+                "data_files": [{"split": split, "path": path} for split, (path, _) in splits.items()]}
                | ({"default": True} if name == default else {}) for name, splits in files.items()
                # an empty file is no config: `datasets` cannot load a table from it
                if all(path.endswith(CONFIG_SUFFIX) and rows for path, rows in splits.values())]
@@ -149,7 +151,7 @@ def _counted(counter: Counter) -> list[list[object]]:
     return [[*key, n] if isinstance(key, tuple) else [key, n] for key, n in counter.most_common()]
 
 
-def card_body(config: DatasetCardConfig, facts: CardFacts, files: dict[str, dict[str, tuple[str, int]]]) -> str:
+def card_body(config: DatasetCardConfig, facts: CardFacts, files: DataFiles) -> str:
     sft_models = Counter((row.source, row.teacher.model if row.teacher else "-") for row in facts.sft)
     pair_strategies = Counter((pair.strategy, pair.chosen_teacher.model if pair.chosen_teacher else "-")
                               for pair in facts.pairs)
