@@ -1,7 +1,9 @@
 """Dedupe the build's prompts before any teacher is asked: exact, then near duplicates.
 
 Input: prompts as Examples, in priority order (generated, then imported, then
-self-generated: the first of a cluster stays). Output: the kept prompts, and each removed
+self-generated: the first of a cluster stays). A conversation is compared whole, every
+turn before its answer (`Example.conversation_text`): the same last message after
+another history is another prompt. Output: the kept prompts, and each removed
 one with the id it duplicates, the similarity (1.0 for exact) and the method
 (`exact` or `minhash`), as the `unique_prompts/removed` table shows them.
 """
@@ -28,10 +30,10 @@ class PromptDedupeConfig(BaseModel):
 def dedupe_prompts(prompts: list[Example], config: PromptDedupeConfig) -> tuple[list[Example], list[Removed]]:
     kept, removed = prompts, []
     if config.exact:
-        kept, exact = exact_dedupe(kept, lambda e: e.prompt, lambda e: e.id)
+        kept, exact = exact_dedupe(kept, Example.conversation_text, lambda e: e.id)
         removed += [(e, dup, 1.0, "exact") for e, dup in exact]
     if config.minhash is not None:
-        kept, near = minhash_dedupe(kept, lambda e: e.prompt, lambda e: e.id, config.minhash)
+        kept, near = minhash_dedupe(kept, Example.conversation_text, lambda e: e.id, config.minhash)
         removed += [(e, dup, sim, "minhash") for e, dup, sim in near]
     return kept, removed
 
