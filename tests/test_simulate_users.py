@@ -83,3 +83,24 @@ def test_the_simulator_plays_the_user_and_every_turn_says_who_wrote_it(tmp_path)
     first = next(r for r in asked if r["model"] == "simulator")
     assert first["messages"][0]["content"] == UserSimulationConfig().persona
     assert first["messages"][1]["content"].startswith("The conversation so far")
+
+
+def test_a_seed_that_is_a_conversation_goes_on_from_its_last_turn(tmp_path):
+    history = (Turn("user", "My kettle arrived with a dent."), Turn("assistant", ANSWER))
+    going_on = Example(task=TASK.name, prompt="Cancel my order please.", source="gen@1", run_id="r", context=history)
+    full = Example(task=TASK.name, prompt="Where is my parcel?", source="gen@1", run_id="r",
+                   context=history + (Turn("user", "I was charged twice."), Turn("assistant", ANSWER)))
+    with ScriptedTeacher(lambda prompt, k: "It is order A-654321." if prompt.startswith("The conversation so far")
+                         else ANSWER) as server:
+        config = UserSimulationConfig(simulator=EndpointConfig(base_url=server.base_url, model="simulator"),
+                                      user_turns=3)
+        result = asyncio.run(simulate_conversations(
+            [going_on, full], TASK, config, [EndpointConfig(base_url=server.base_url, model="teacher")],
+            [Endpoint(server.base_url, "teacher", "k")], Endpoint(server.base_url, "simulator", "k"),
+            ResponseCache(tmp_path / "cache.sqlite"), "run-1"))
+    (talk,) = result.conversations
+    assert [(t.role, t.content, t.written_by) for t in talk.context] == [
+        ("user", "My kettle arrived with a dent.", "gen@1"), ("assistant", ANSWER, "gen@1"),
+        ("user", "Cancel my order please.", "gen@1"), ("assistant", ANSWER, f"teacher at {server.base_url}")]
+    assert talk.prompt == "It is order A-654321." and result.ended_by == {"user_turns": 1}
+    assert result.ended == [(full, "no_follow_up: the seed has 3 user turns, user_turns is 3")]
