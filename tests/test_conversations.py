@@ -174,9 +174,10 @@ def test_dedupe_compares_whole_conversations():
 
 def test_an_earlier_answer_is_held_to_the_label_free_checks_and_the_label_to_the_last():
     right = conversation(json.dumps(AFTER), finish_reason="stop", teacher=Teacher("u", "m", "{}", 0))
-    broken = Example(**{**right.__dict__, "id": "", "context": (Turn("user", TICKET), Turn("assistant", "Sure! Here:"))})
-    refusing = Example(**{**right.__dict__, "id": "",
-                          "context": (Turn("user", TICKET), Turn("assistant", "I'm sorry, but I cannot help with that."))})
+    def after(first_answer: str) -> Example:
+        return Example(**{**right.__dict__, "id": "", "context": (Turn("user", TICKET), Turn("assistant", first_answer))})
+
+    broken, refusing = after("Sure! Here:"), after("I'm sorry, but I cannot help with that.")
     stale = Example(**{**right.__dict__, "id": "", "response": FIRST})  # the first turn's label, not the last's
     kept, rejected = filter_answers([right, broken, refusing, stale], TASK, AnswerFilterConfig())
     assert kept == [right]

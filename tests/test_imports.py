@@ -332,10 +332,12 @@ def test_a_parquet_row_that_does_not_fit_is_kept_aside_with_its_row_index(tmp_pa
          "missing_turn: messages has no assistant turn after its last user turn"),
         ({"messages": [msg("assistant", "b")]}, "missing_turn: messages has no user turn"),
         ({"messages": [msg("user", "a"), msg("system", SYSTEM), msg("assistant", "b")]},
-         "turn_order: messages is user, system, assistant; expected [system,] user[, assistant, user ...][, assistant]"),
+         "turn_order: messages is user, system, assistant; expected [system,] user[, assistant, user ...]"
+         "[, assistant]"),
         ({"messages": [msg("user", "a"), msg("user", "b"), msg("assistant", "c")]},
          "turn_order: messages is user, user, assistant; expected [system,] user[, assistant, user ...][, assistant]"),
-        ({"conversations": [turn("human", "a"), turn("gpt", "b"), turn("gpt", "c"), turn("human", "d"), turn("gpt", "e")]},
+        ({"conversations": [turn("human", "a"), turn("gpt", "b"), turn("gpt", "c"), turn("human", "d"),
+                            turn("gpt", "e")]},
          "turn_order: conversations is user, assistant, assistant, user, assistant; expected [system,] user[, "
          "assistant, user ...][, assistant]"),
         ({"messages": [msg("system", SYSTEM), msg("user", "a"), msg("assistant", " "), msg("user", "c"),

@@ -75,7 +75,8 @@ def test_the_simulator_plays_the_user_and_every_turn_says_who_wrote_it(tmp_path)
     assert result.ended_by == {"stop_phrase": 1, "repeated": 1, "user_turns": 1}
     assert result.failures == []
     # The teacher answered the second turn with the whole history after its few-shot turns.
-    second = next(r for r in asked if r["model"] == "teacher" and r["messages"][-1]["content"] == "It is order A-123456.")
+    second = next(r for r in asked
+                  if r["model"] == "teacher" and r["messages"][-1]["content"] == "It is order A-123456.")
     assert second["messages"][0]["content"] == TASK.system_prompt
     assert [m["content"] for m in second["messages"][-3:]] == ["My kettle arrived with a dent.", ANSWER,
                                                               "It is order A-123456."]

@@ -9,9 +9,9 @@ The layouts (keys of one row; `[...]` is optional):
   ...], the shared history; `chosen` and `rejected`: one assistant message each), which
   is what `datagen/exports/formats.py` writes.
 - `alpaca`: `instruction`, [`input`], [`output`], [`history`: LLaMA-Factory's earlier
-  exchanges, `[[user, assistant], ...]`, the conversation's context]. The prompt is the instruction, then a
-  blank line, then the input, the way Alpaca's own template puts the input below the
-  instruction; an empty part is left out. One exception makes crucible's own export read
+  exchanges, `[[user, assistant], ...]`, the conversation's context]. The prompt is the
+  instruction, then a blank line, then the input, the way Alpaca's own template puts the
+  input below the instruction; an empty part is left out. One exception makes crucible's own export read
   back: an instruction equal to the task's system prompt *is* the system prompt (the
   export writes it there), so it is treated as the row's system turn and the prompt is
   the input alone.
@@ -128,7 +128,7 @@ def read_turns(
 Conversation = tuple[str | None, tuple[Turn, ...], str, str | None]  # (system, context, prompt, answer)
 
 
-def split_conversation(turns: list[tuple[str, str]], where: str) -> Conversation:
+def _split_conversation(turns: list[tuple[str, str]], where: str) -> Conversation:
     """(system, earlier turns, last user turn, answer or None) of a
     [system,] user[, assistant, user ...][, assistant] conversation."""
     system = turns[0][1] if turns and turns[0][0] == "system" else None
@@ -188,13 +188,15 @@ _CHATS = {
 }
 
 
-def read_conversation(row: dict, layout: Layout, system_prompts: tuple[str, ...], *, needs_answer: bool) -> Conversation:
+def read_conversation(
+    row: dict, layout: Layout, system_prompts: tuple[str, ...], *, needs_answer: bool
+) -> Conversation:
     """(system turn, earlier turns, prompt, answer) of a prompts or SFT row; the answer only
-    if needed. Only the chat layouts hold earlier turns."""
+    if needed. The chat layouts and Alpaca's `history` hold earlier turns."""
     if layout in _CHATS:
         where, role_key, content_key, roles = _CHATS[layout]
         turns = read_turns(row.get(where), where, role_key, content_key, roles)
-        system, context, prompt, answer = split_conversation(turns, where)
+        system, context, prompt, answer = _split_conversation(turns, where)
         if needs_answer and answer is None:
             raise RowRejected(f"missing_turn: {where} has no assistant turn after its last user turn")
         return system, context, prompt, answer if needs_answer else None
@@ -225,7 +227,7 @@ def read_preference(row: dict) -> tuple[str | None, tuple[Turn, ...], str, str, 
             raise RowRejected(
                 "turn_order: prompt ends with an assistant turn; the answers belong in chosen and rejected"
             )
-        system, context, text, _ = split_conversation(turns, "prompt")
+        system, context, text, _ = _split_conversation(turns, "prompt")
     else:
         system, context, text = None, (), _text(row, "prompt", "prompt")
     return system, context, text, _one_answer(row, "chosen"), _one_answer(row, "rejected")

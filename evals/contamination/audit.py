@@ -28,7 +28,8 @@ it resembles itself; `ngram` scans the joined turns, where a shared run is found
 it stands.
 
 Input: gold rows and training rows (`evals/contamination/audit_inputs.py`'s `AuditRow`: id, where,
-prompt, answer, and a conversation's user turns); training rows are streamed in chunks, so a set larger than memory can be
+prompt, answer, and a conversation's user turns); training rows are streamed in chunks, so
+a set larger than memory can be
 audited. Output: per gold row its `top_k` closest training rows with every score, the
 shared spans and the methods that flagged it; a `risk` to sort by, the largest of each
 score divided by its threshold, so a risk of 1 or more means flagged.

@@ -152,7 +152,8 @@ def row_texts(row: dict) -> tuple[str, str, tuple[str, ...]]:
     if layout == "alpaca":
         prompt = "\n\n".join(part for part in (_text(row, "instruction"), _text(row, "input")) if part.strip())
         history = [(turn.role, turn.content) for turn in read_alpaca_history(row)]
-        return _turn_texts(_of_role(history, "user") + (prompt,), _of_role(history, "assistant") + (_text(row, "output"),))
+        answers = _of_role(history, "assistant") + (_text(row, "output"),)
+        return _turn_texts(_of_role(history, "user") + (prompt,), answers)
     return _text(row, "prompt"), _text(row, "response"), ()
 
 
