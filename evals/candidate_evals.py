@@ -47,7 +47,7 @@ def evaluate(candidate: Candidate, kind: Kind, gold: LockedGoldSet, task: Task, 
     """(per-row records, whether they were kept from an earlier run); `servers` serve the
     models on the configured engine (None: in process)."""
     if kind == "target":
-        chats = target_chats(task, candidate, [row["prompt"] for row in gold.rows])
+        chats = target_chats(task, candidate, gold.rows)
         max_new_tokens, schema = config.target_max_new_tokens, task.answer_schema
     else:
         chats, max_new_tokens, schema = regression_chats(gold), config.regression_max_new_tokens, None

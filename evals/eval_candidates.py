@@ -32,6 +32,7 @@ from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.greedy_answers import over_api
 from datagen.serving.in_process import generate_in_process
 from evals.constrained_decoding import MAX_STRING_CHARS, bounded_strings, schema_logits_processor
+from evals.target_eval import gold_context
 
 PromptStyle = Literal["few_shot", "task", "trained"]
 
@@ -79,9 +80,12 @@ class Candidate:
         return self.name.replace(" ", "-")
 
 
-def target_chats(task, candidate: Candidate, prompts: list[str]) -> list[list[dict]]:
-    return [task.messages(prompt, few_shot=candidate.prompt == "few_shot", trained=candidate.prompt == "trained")
-            for prompt in prompts]
+def target_chats(task, candidate: Candidate, rows: list[dict]) -> list[list[dict]]:
+    """The chat of each gold row; a conversation's with its earlier turns, so that the
+    candidate answers its last turn given the history."""
+    return [task.messages(row["prompt"], few_shot=candidate.prompt == "few_shot",
+                          trained=candidate.prompt == "trained", context=gold_context(row))
+            for row in rows]
 
 
 def json_schema_format(schema: type[BaseModel]) -> dict:

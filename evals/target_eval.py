@@ -1,7 +1,10 @@
 """The target eval: one candidate's outputs on a locked gold set, scored by code.
 
 Input: a verified `LockedGoldSet` of the task (rows with `prompt` and `reference`) and the
-candidate's outputs, one per row in row order. Output: per-row records (gold row id,
+candidate's outputs, one per row in row order. A conversation's gold row also holds
+`context`, its earlier turns (`[{role, content}, ...]`, user first, assistant last): the
+candidate answers its last turn with that history in the chat (`gold_context`,
+`eval_candidates.target_chats`), and that answer is what is scored. Output: per-row records (gold row id,
 prompt, output, its length, parsed, schema-valid, the fields it got wrong, exact) kept
 for inspection, and the summary of `evals.target_scores.summarize` (rates with bootstrap
 95% intervals, per-field accuracy, macro-F1, each field's own rule).
@@ -14,8 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from datagen.foundation.records import Turn, check_context
 from evals.target_scores import score_row, summarize
 from gold.gold_root import LockedGoldSet
+
+
+def gold_context(row: dict) -> tuple[Turn, ...]:
+    """A gold row's earlier turns; none for a single-turn row."""
+    context = tuple(Turn(turn["role"], turn["content"]) for turn in row.get("context", ()))
+    check_context(context)
+    return context
 
 
 def check_gold_task(locked: LockedGoldSet, task_name: str) -> None:
@@ -36,6 +47,7 @@ def score_target_outputs(task, locked: LockedGoldSet, outputs: list[str], seed: 
             "parsed": score.parsed, "schema_valid": score.schema_valid, "exact": score.exact,
             "wrong_fields": [name for name, right in score.fields_right.items() if not right],
             "reference": gold["reference"],
+            **({"context": gold["context"]} if gold.get("context") else {}),
         })
     summary = summarize(task, scores, references, seed)
     summary["gold_set"] = locked.ref()

@@ -14,6 +14,8 @@ same run id skips what already finished):
                     Made again, with what was made from it, when a file's content changes
     self_instruct   optional: new inputs the teacher writes from those, over rounds, with a
                     diversity guard (no known labels)
+    conversations   optional: generated prompts made conversations, a simulator playing the
+                    user and the teachers answering each turn (no known labels)
     unique_prompts  prompts too long for a teacher set aside (too_long), then exact and
                     MinHash dedupe, before any teacher is paid
     answers         n teacher samples per prompt, over the OpenAI-compatible API
@@ -82,6 +84,7 @@ from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.model_servers import ModelServers
 from datagen.serving.server_processes import ModelServerError
 from datagen.teacher.distill import DistillConfig
+from datagen.teacher.simulate_users import UserSimulationConfig
 from evals.contamination.audit_inputs import record_texts
 from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate
 from evals.contamination.seed_disjointness import seed_disjointness
@@ -96,6 +99,7 @@ from flows.teacher_tasks import (
     imported_answers,
     judge_answers,
     rejects_frame,
+    simulate_users,
 )
 from gold.gold_root import GoldRoot, GoldSetError, LockedGoldSet
 from gold.seed_sets import locked_seed_rows, prove_disjoint
@@ -113,6 +117,8 @@ class BuildDatasetRecipe(BaseModel):
     seed: SeedSetConfig | None = None
     imports: list[ImportConfig] = []
     self_instruct: SelfInstructConfig | None = None
+    # Conversations from generated prompts, a model playing the user (datagen/teacher/simulate_users.py).
+    simulate_users: UserSimulationConfig | None = None
     prompt_dedupe: PromptDedupeConfig = PromptDedupeConfig()
     distill: DistillConfig = DistillConfig()
     answer_filters: AnswerFilterConfig = AnswerFilterConfig()
@@ -265,7 +271,7 @@ def dedupe(store: RunStore, config: PromptDedupeConfig, bounds: list[PromptBound
         return
     prompts = examples_from_frame(store.read("prompts"))
     inputs = ["prompts"] + ([few_shot_from] if few_shot_from else [])
-    for stage in ("imported", "self_instruct"):
+    for stage in ("imported", "self_instruct", "conversations"):
         if store.is_complete(stage):
             prompts += [e for e in examples_from_frame(store.read(stage)) if e.response is None]
             inputs.append(stage)
@@ -500,6 +506,8 @@ def build_dataset(recipe: BuildDatasetRecipe | Path, run_id: str | None = None) 
         if recipe.self_instruct is not None and not store.is_complete("self_instruct"):
             generate_self_instruct(store, task_, recipe.self_instruct, distill, servers,
                                    seeds_from="seed" if seed and seed.self_instruct_seeds else "prompts")
+        if recipe.simulate_users is not None and not store.is_complete("conversations"):
+            simulate_users(store, task_, recipe.simulate_users, distill, servers)
         dedupe(store, recipe.prompt_dedupe,
                prompt_bounds(task_, distill.teachers, recipe.student, distill.max_prompt_tokens),
                distill.max_prompt_tokens, few_shot_from="seed" if seed and seed.few_shot else None)

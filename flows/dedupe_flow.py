@@ -65,7 +65,8 @@ DEDUPE_OPTIONS = {"ngram": "--ngram", "num_perm": "--num-perm", "threshold": "--
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `crucible dedupe` and `python -m flows.dedupe_flow`, which are one job."""
     parser.add_argument("input", type=Path, metavar="IN", help="a .jsonl, .ndjson or .parquet file")
-    parser.add_argument("--text-field", required=True, metavar="FIELD", help="the field holding the text")
+    parser.add_argument("--text-field", required=True, metavar="FIELD", help="the field holding the text, or a chat "
+                        "(TRL messages, ShareGPT conversations) whose turns but the system turn are the text")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the outputs")
     parser.add_argument("--ngram", type=int, default=5, help="words (or characters) per shingle (default 5)")
     parser.add_argument("--num-perm", type=int, default=128, help="MinHash signature length (default 128)")

@@ -1,5 +1,5 @@
-"""The build's tasks that send requests to a model: self-generation, teacher answers,
-the base student's answers, and the judge. They share one set of servers per build.
+"""The build's tasks that send requests to a model: self-generation, user simulation,
+teacher answers, the base student's answers, and the judge. They share one set of servers per build.
 
 Each reads its inputs from the run store and writes one stage; each is skipped by the
 flow when its stage is complete, so no server starts for a build that only resumes
@@ -31,6 +31,7 @@ from datagen.serving.endpoint import EndpointConfig
 from datagen.serving.model_servers import ModelServers
 from datagen.serving.response_cache import ResponseCache
 from datagen.teacher.distill import DistillConfig, FailedRequest, answer_prompts, check_failures
+from datagen.teacher.simulate_users import UserSimulationConfig, simulate_conversations
 from flows.graceful_stop import graceful_stop
 from flows.teacher_progress import teacher_progress
 
@@ -86,6 +87,40 @@ def generate_self_instruct(store: RunStore, task_: Task, config: SelfInstructCon
         summary={
             "stop_reason": result.stop_reason,
             "rounds": [dataclasses.asdict(r) for r in result.rounds],
+            "failed_requests": len(result.failures),
+            "usage": {key: dataclasses.asdict(usage) for key, usage in result.usage.items()},
+        },
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def simulate_users(store: RunStore, task_: Task, config: UserSimulationConfig, distill: DistillConfig,
+                   servers: ModelServers) -> None:
+    """Conversations from the first `config.seeds` generated prompts: the simulator plays
+    the user, the teachers answer each turn; their last user turns join the prompts before
+    dedupe, to be answered like any prompt."""
+    seeds = examples_from_frame(store.read("prompts"))[: config.seeds]
+    endpoints = [servers.endpoint(t) for t in distill.teachers]
+    simulator = servers.endpoint(config.simulator)
+    cache = _response_cache(distill.cache_path)
+    try:
+        with graceful_stop() as stop:
+            result = asyncio.run(simulate_conversations(seeds, task_, config, distill.teachers, endpoints, simulator,
+                                                        cache, store.run_id, should_stop=stop.requested))
+    finally:
+        cache.close()
+    _log_failures(store, result.failures)
+    get_run_logger().info("user simulation: %d conversations from %d seeds, ended by %s", len(result.conversations),
+                          len(seeds), dict(result.ended_by))
+    store.write_stage(
+        "conversations",
+        {"part": examples_to_frame(result.conversations), "rejects": rejects_frame(result.ended)},
+        config=config.model_dump(mode="json"),
+        inputs=["prompts"],
+        summary={
+            "ended_by": dict(result.ended_by),
+            "user_turns": dict(Counter(len(c.user_turns()) for c in result.conversations)),
+            "rejected_by_reason": dict(Counter(reason_kind(r) for _, r in result.ended)),
             "failed_requests": len(result.failures),
             "usage": {key: dataclasses.asdict(usage) for key, usage in result.usage.items()},
         },

@@ -38,12 +38,18 @@ class ImportResult:
 
 
 def run_prompt_hashes(runs_root: Path) -> dict[str, str]:
-    """Normalized hash of every prompt in crucible's runs -> the file it is in."""
+    """Normalized hash of every prompt in crucible's runs -> the file it is in; a
+    conversation's earlier user turns count as prompts too (`Example.context`)."""
     known: dict[str, str] = {}
     for path in sorted(Path(runs_root).glob("*/*/part-*.parquet")) if Path(runs_root).is_dir() else []:
-        if "prompt" not in pl.read_parquet_schema(path):
+        schema = pl.read_parquet_schema(path)
+        if "prompt" not in schema:
             continue
-        for prompt in pl.read_parquet(path, columns=["prompt"])["prompt"].drop_nulls():
+        prompts = pl.read_parquet(path, columns=["prompt"])["prompt"].drop_nulls().to_list()
+        if "context" in schema:
+            turns = pl.read_parquet(path, columns=["context"])["context"].explode().drop_nulls()
+            prompts += [turn["content"] for turn in turns if turn["role"] == "user"]
+        for prompt in prompts:
             known.setdefault(normalized_hash(prompt), str(path))
     return known
 

@@ -4,7 +4,9 @@ It speaks the same HTTP API as `transformers serve`, vLLM or OpenAI (POST
 /v1/chat/completions), but its answers are chosen by the test: for each distinct user
 prompt, the k-th request gets `script(prompt, k)`, which returns the answer text, or a
 `Fault`: an HTTP error with headers (429 with Retry-After), a delay (a timeout), a dropped
-connection, or a malformed body. A real model cannot be made to be right on one sample
+connection, or a malformed body. A conversation's requests
+share their last user turn ("Thanks!"), so a test of conversations passes `key`, which
+names a request by more of its messages than the last. A real model cannot be made to be right on one sample
 and wrong on another, or to fail on cue; this can, so tests can assert exact contents,
 retries and resumes. Real-model runs are covered by the other tests. `disconnects`
 counts the requests whose client left before the answer (a timeout, an abandoned request).
@@ -46,10 +48,16 @@ def completion(content: str, model: str, number: int) -> dict:
     }
 
 
+def last_message(messages: list[dict]) -> str:
+    return messages[-1]["content"]
+
+
 class ScriptedTeacher(LoopbackServer):
-    def __init__(self, script: Script, answer_delay_s: float = 0.0):
+    def __init__(self, script: Script, answer_delay_s: float = 0.0,
+                 key: Callable[[list[dict]], str] = last_message):
         super().__init__()
         self.script = script
+        self.key = key
         self.answer_delay_s = answer_delay_s
         self.seen: Counter[str] = Counter()
         self.requests: list[dict] = []
@@ -66,7 +74,7 @@ class ScriptedTeacher(LoopbackServer):
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            prompt = body["messages"][-1]["content"]
+            prompt = self.key(body["messages"])
             k = self.seen[prompt]
             self.seen[prompt] += 1
             scripted = self.script(prompt, k)

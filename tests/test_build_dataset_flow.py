@@ -381,9 +381,15 @@ def test_imported_sft_rows_join_the_filters_without_paying_the_teacher(tmp_path)
     assert mine not in asked and len(asked) == 4
     run_dir = Path(summary["run_dir"])
     rejects = pl.read_parquet(run_dir / "imported" / "rejects-00000.parquet")
-    assert rejects["line"].to_list() == [2, 3]
-    assert [r.split(":")[0] for r in rejects["reason"]] == ["invalid_json", "multi_turn"]
-    assert summary["counts"]["prompts after dedupe"] == 5
+    assert rejects["line"].to_list() == [2]
+    assert [r.split(":")[0] for r in rejects["reason"]] == ["invalid_json"]
+    # The chat of two exchanges is one imported SFT row; its first answer is no triage, so the
+    # filters reject it for that earlier turn, and its prompt is not sent to the teacher either.
+    assert summary["counts"]["prompts after dedupe"] == 6
+    verified_rejects = pl.read_parquet(run_dir / "verified" / "rejects-00000.parquet")
+    (talk,) = verified_rejects.filter(pl.col("prompt") == "Order?").iter_rows(named=True)
+    assert talk["detail"] == "earlier_turn: unparseable: not a single JSON object (assistant turn 1 of 2)"
+    assert [turn["content"] for turn in talk["context"]] == ["Hi", "Hello!"]
     sft = pl.read_parquet(run_dir / "sft" / "part-00000.parquet")
     (row,) = sft.filter(pl.col("prompt") == mine).iter_rows(named=True)
     assert row["source"].startswith("import:mine.jsonl@") and json.loads(row["response"]) == mine_label
@@ -468,3 +474,86 @@ def test_the_contamination_gate_refuses_removes_or_records_an_override(tmp_path)
     sft = read_jsonl(Path(overridden["exports"]) / "trl_sft" / "train.jsonl")
     assert leaked in {row["messages"][1]["content"] for row in sft}
     assert (Path(overridden["run_dir"]) / "contamination" / "triage-gold-v1" / "overlap.html").exists()
+
+
+def test_a_conversation_task_builds_and_exports_every_turn(tmp_path):
+    """The multi-turn demo task end to end: generated conversations and ones a simulated
+    customer continues, each last turn answered by the teacher with its history, verified
+    against the generator's label, and exported with every turn in each format."""
+    from datagen.tasks.support_conversation import TASK as TALK
+    from datagen.teacher.simulate_users import UserSimulationConfig
+
+    shots = 1 + 2 * len(TALK.few_shot)
+    follow_up = "Can someone call me back today?"
+
+    def chat_key(messages: list[dict]) -> str:
+        """A teacher request by its turns after the few-shot ones; the simulator's by its transcript."""
+        if messages[0]["content"] == TALK.system_prompt:
+            return json.dumps([m["content"] for m in messages[shots:]])
+        return messages[-1]["content"]
+
+    generated = TALK.generate(8, 1)
+    labels = {json.dumps([*(t.content for t in g.context), g.text]): g.label for g in generated}
+
+    def script(key: str, k: int) -> str:
+        if key.startswith("The conversation so far"):  # the simulated customer: one follow-up, then done
+            return "[END]" if follow_up in key else follow_up
+        label = labels.get(key)
+        if label is None:  # a simulated conversation's last turn: no label to get right
+            return json.dumps(dict(generated[0].label, needs_human=True, summary=f"Customer wants a call ({k})."))
+        # The second request of a conversation gets a plausible wrong category: a pair's rejected side.
+        wrong = "cancellation" if label["category"] != "cancellation" else "wrong_item"
+        return json.dumps(dict(label, category=wrong) if k == 1 else label)
+
+    with ScriptedTeacher(script, key=chat_key) as teacher:
+        build = BuildDatasetRecipe.model_validate({
+            "task": "datagen.tasks.support_conversation:TASK",
+            "runs_dir": str(tmp_path / "runs"),
+            "prompts": {"count": 8, "seed": 1},
+            "simulate_users": {"seeds": 2, "user_turns": 4,
+                               "simulator": {"base_url": teacher.base_url, "model": "customer"}},
+            "distill": {"samples_per_prompt": 2, "cache_path": str(tmp_path / "responses.sqlite"),
+                        "teachers": [{"base_url": teacher.base_url, "model": "scripted", "backoff_base_s": 0.01}]},
+            "sft": {"use_unlabelled": True},
+            "pairs": {"strategies": ["verifier_ranked"]},
+            "contamination_gate": {"audit": {"methods": ["exact", "ngram", "minhash"]},
+                                   "also_against": ["support_triage"],
+                                   "without_gold_reason": "the conversation task has no gold set yet"},
+        })
+        summary = build_dataset(build, run_id="conversations")
+
+    counts = summary["counts"]
+    assert (counts["prompts generated"], counts["conversations simulated"]) == (8, 2)
+    # One seed had two user turns (it got a follow-up and said no more), one three (the follow-up made four).
+    assert summary["user simulation"]["ended_by"] == {"stop_phrase": 1, "user_turns": 1}
+    assert counts["prompts after dedupe"] == 10 and counts["SFT rows"] == 10
+    assert summary["answers rejected by reason"] == {"wrong_fields": 8}
+    assert counts["preference pairs"] == 8
+    gate = json.loads((Path(summary["run_dir"]) / "contamination" / "gate.json").read_text())
+    assert gate["status"] == "clean" and [ref["set"] for ref in gate["gold_sets"]] == ["support_triage/v1"]
+
+    export = Path(summary["exports"])
+    sft, sharegpt = read_jsonl(export / "trl_sft" / "train.jsonl"), read_jsonl(export / "sharegpt" / "train.jsonl")
+    roles = {"system": "system", "user": "human", "assistant": "gpt"}
+    for row, shared in zip(sft, sharegpt, strict=True):
+        messages = row["messages"]
+        assert messages[0] == {"role": "system", "content": TALK.training_system_prompt}
+        assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * (len(messages) // 2)
+        assert shared["conversations"] == [{"from": roles[m["role"]], "value": m["content"]} for m in messages]
+        label = labels.get(json.dumps([m["content"] for m in messages[1:-1]]))
+        if messages[-2]["content"] != follow_up:  # a generated conversation: its label is its last answer
+            assert json.loads(messages[-1]["content"]) == label
+    simulated = [row for row in sft if row["messages"][-2]["content"] == follow_up]
+    assert len(simulated) == 2 and all(len(row["messages"]) >= 7 for row in simulated)  # 3 or 4 user turns
+    for row in read_jsonl(export / "trl_dpo" / "train.jsonl"):
+        key = json.dumps([m["content"] for m in row["prompt"][1:]])
+        assert [m["role"] for m in row["prompt"][-3:]] == ["user", "assistant", "user"]  # the history, then the turn
+        assert json.loads(row["chosen"][0]["content"]) == labels[key]
+        assert json.loads(row["rejected"][0]["content"])["category"] != labels[key]["category"]
+    # Who wrote each turn of a simulated conversation, from the run store.
+    store = Path(summary["run_dir"])
+    generator = pl.read_parquet(store / "prompts" / "part-00000.parquet")["source"][0]
+    for turns in pl.read_parquet(store / "conversations" / "part-00000.parquet")["context"]:
+        writers = [turn["written_by"] for turn in turns]
+        assert writers[:-1] == [generator] * (len(writers) - 1)  # the seed conversation's own turns
+        assert writers[-1] == f"scripted at {teacher.base_url}"  # the teacher's answer to the seed's last turn

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -251,13 +252,19 @@ def test_config_rejects_a_report_size_above_the_flag_size():
 def test_every_layout_gives_prompt_and_answer():
     assert row_texts({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"},
                                    {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"},
-                                   {"role": "assistant", "content": "A2"}]}) == ("Q1\n\nQ2", "A1\n\nA2")
+                                   {"role": "assistant", "content": "A2"}]}) == ("Q1\n\nQ2", "A1\n\nA2", ("Q1", "Q2"))
     assert row_texts({"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}) == (
-        "Q", "A")
-    assert row_texts({"instruction": "Do it.", "input": "Q", "output": "A"}) == ("Do it.\n\nQ", "A")
-    assert row_texts({"prompt": "Q"}) == ("Q", "")
+        "Q", "A", ())
+    assert row_texts({"instruction": "Do it.", "input": "Q", "output": "A"}) == ("Do it.\n\nQ", "A", ())
+    assert row_texts({"instruction": "Do it.", "input": "Q2", "output": "A2", "history": [["Q1", "A1"]]}) == (
+        "Q1\n\nDo it.\n\nQ2", "A1\n\nA2", ("Q1", "Do it.\n\nQ2"))
+    assert row_texts({"prompt": "Q"}) == ("Q", "", ())
     assert row_texts({"prompt": [{"role": "user", "content": "Q"}], "chosen": [{"role": "assistant",
-                      "content": "good"}], "rejected": "bad"}) == ("Q", "good\n\nbad")
+                      "content": "good"}], "rejected": "bad"}) == ("Q", "good\n\nbad", ())
+    # A pair's shared history: its user turns are prompt, its assistant turns shown answers.
+    assert row_texts({"prompt": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
+                                 {"role": "user", "content": "Q2"}], "chosen": "good", "rejected": "bad"}) == (
+        "Q1\n\nQ2", "A1\n\ngood\n\nbad", ("Q1", "Q2"))
 
 
 def test_an_export_folder_is_read_through_its_sft_and_dpo_files(tmp_path):
@@ -289,6 +296,54 @@ def test_a_gold_file_that_is_not_a_locked_version_is_refused(tmp_path):
     path.write_text('{"prompt": "ok"}\n{"answer": "no prompt"}\n')
     with pytest.raises(AuditInputError, match=f"{tmp_path}: not locked"):
         read_gold(path)
+
+
+# ---- conversations: every turn is audited ------------------------------------------------
+
+SHORT_GOLD = AuditRow("g-short", "gold:7", "Where is my blue winter coat?", "")
+
+
+def chat(*turns: str) -> dict:
+    return {"messages": [{"role": "system", "content": "Triage the ticket."}] + [
+        {"role": role, "content": text} for role, text in zip(["user", "assistant"] * 3, turns)]}
+
+
+def test_a_gold_prompt_hidden_in_a_later_turn_of_a_conversation_is_caught(tmp_path):
+    """The attacker's move: open a training chat with an innocent ticket, hide the gold one in
+    turn 2. Joined with the first turn it resembles the gold prompt far less than itself;
+    compared turn by turn, each method sees it whole."""
+    path = tmp_path / "train.jsonl"
+    rows = [
+        chat(CLEAN[0], "{}", GOLD[2].prompt.upper(), "{}"),  # a copy, its case changed
+        chat(CLEAN[1], "{}", GOLD[1].prompt.replace("When will it be processed?", "When do you process it?"), "{}"),
+        chat(CLEAN[2], "{}", PARAPHRASES["g-address"], "{}"),  # a paraphrase
+        chat(CLEAN[3], "{}", SHORT_GOLD.prompt + " It has been two weeks.", "{}"),  # too short for any n-gram
+        chat(CLEAN[4], "{}", CLEAN[5], "{}"),
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    unread = []
+    train = list(read_train(path, unread))
+    assert unread == [] and train[0].user_turns == (CLEAN[0], GOLD[2].prompt.upper())
+    result = audit(GOLD + [SHORT_GOLD], train, AuditConfig())
+    by_gold = {row.gold.id: (row.matches[0].train.where.rsplit(":", 1)[1], row.matches[0].flagged_by)
+               for row in result.flagged}
+    assert by_gold == {"g-password": ("1", ("exact", "ngram", "minhash", "embedding")),
+                       "g-refund": ("2", ("ngram", "minhash", "embedding")),
+                       "g-address": ("3", ("embedding",)),
+                       "g-short": ("4", ("embedding",))}
+    assert f"{path}:5" not in result.flagged_train
+    # The same rows with only their joined text: the paraphrase and the short prompt get through.
+    joined = audit(GOLD + [SHORT_GOLD], [dataclasses.replace(row, user_turns=()) for row in train], AuditConfig())
+    assert {row.gold.id for row in joined.flagged} == {"g-password", "g-refund"}
+
+
+def test_a_gold_answer_in_the_shared_history_of_a_preference_row_is_caught(tmp_path):
+    path = tmp_path / "dpo.jsonl"
+    history = [{"role": "user", "content": WARRANTY_PROMPT}, {"role": "assistant", "content": GOLD[4].answer},
+               {"role": "user", "content": "Thanks. And the grinder's receipt?"}]
+    path.write_text(json.dumps({"prompt": history, "chosen": "Keep it.", "rejected": "Bin it."}) + "\n")
+    result = audit(GOLD, read_train(path, []), AuditConfig(methods=FAST))
+    assert result.flagged_train == {f"{path}:1": ["g-warranty"]}
 
 
 # ---- the report ---------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from evals.contamination.audit_inputs import AuditRow
-from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gold_sets_to_gate, run_gate
+from datagen.foundation.records import Example, PreferencePair, Turn
+from evals.contamination.audit_inputs import AuditRow, record_texts
+from evals.contamination.gate import ContaminationError, ContaminationGateConfig, gate_rows, gold_sets_to_gate, run_gate
 from gold.gold_root import GoldSetTampered, NoGoldSet
 from gold.lock_gold_set import gold_row_id
 from tests.locked_gold import lock_gold_rows
@@ -85,3 +86,21 @@ def test_a_set_named_in_also_against_is_gated_and_no_reason_excuses_its_absence(
     result = gate(tmp_path, [AuditRow("2", "replay:2", "Describe the taste of a lemon.", "Sour.")],
                   also_against=["general_regression", "general_regression/v1"])
     assert (result.status, result.names) == ("clean", ["triage/v1", "general_regression/v1"])
+
+
+def test_the_builds_gate_audits_every_turn_of_a_conversation_and_a_pairs_history(tmp_path):
+    lock_gold_rows(tmp_path / "sets", "triage", "datagen.tasks.support_triage:TASK", [(TICKET, ANSWER)])
+    config = ContaminationGateConfig.model_validate(CONFIG | {"gold_root": str(tmp_path / "sets"),
+                                                              "on_contamination": "remove"})
+    _, gold_sets = gold_sets_to_gate(config, "support_triage")
+    hidden = (Turn("user", "Hello, a quick question first."), Turn("assistant", "{}"),
+              Turn("user", TICKET.upper()), Turn("assistant", "{}"))
+    talk = Example(task="support_triage", prompt="Thanks, that is all.", response="{}", source="s", run_id="r",
+                   context=hidden)
+    clean = Example(task="support_triage", prompt="Where is my umbrella order?", response="{}", source="s", run_id="r")
+    pair = PreferencePair(task="support_triage", prompt="Thanks.", chosen="{}", rejected="[]", strategy="s",
+                          evidence="e", source="s", run_id="r", context=hidden[:2])
+    kept, result = gate_rows({"sft": [talk, clean], "pairs": [pair]}, record_texts, gold_sets, config,
+                             tmp_path / "report")
+    assert kept == {"sft": [clean], "pairs": [pair]}
+    assert result.flagged == {f"sft:{talk.id}": [f"triage-v1:{gold_row_id(TICKET, ANSWER)}"]}

@@ -143,3 +143,31 @@ def test_cli_errors_name_the_file_and_field(jsonl_file, tmp_path):
     assert missing.returncode == 2 and missing.stderr == f"crucible dedupe: {tmp_path / 'nope.jsonl'}: no such file\n"
     bad = crucible(str(jsonl_file), "--text-field", "text", "--out", str(tmp_path / "out"), "--threshold", "1.5")
     assert bad.returncode == 2 and bad.stderr == "crucible dedupe: --threshold: Input should be less than 1\n"
+
+
+def messages(system: str, *turns: str) -> list[dict]:
+    return [{"role": "system", "content": system}] + [
+        {"role": role, "content": text} for role, text in zip(["user", "assistant"] * 3, turns)]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_chat_field_is_deduped_on_every_turn_but_the_system_turn(tmp_path, suffix):
+    chats = [
+        {"id": "c1", "messages": messages("Be brief.", BASE, "Sorry, checking.", OTHER, "Refunded.")},
+        {"id": "c2", "messages": messages("Another system prompt entirely.", BASE.upper(), "Sorry, checking.", OTHER,
+                                          "Refunded.")},  # the same turns under another system prompt
+        {"id": "c3", "messages": messages("Be brief.", BASE, "Sorry, checking.", THIRD, "Done.")},  # another turn 2
+    ]
+    path = tmp_path / f"chats{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(chat) + "\n" for chat in chats + [{"id": "c4", "messages": [1, 2]}]))
+    else:
+        pl.DataFrame(chats).write_parquet(path)
+    summary = dedupe_file(path, tmp_path / "out", DedupeFileConfig(text_field="messages", id_field="id"), processes=1)
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl") if suffix == ".jsonl" else pl.read_parquet(
+        tmp_path / "out" / "kept.parquet").to_dicts()
+    assert [chat["id"] for chat in kept] == ["c1", "c3"]
+    assert (summary["removed"], summary["broken"]) == ({"exact": 1, "near": 0}, 1 if suffix == ".jsonl" else 0)
+    if suffix == ".jsonl":
+        (broken,) = read_jsonl(tmp_path / "out" / "broken.jsonl")
+        assert broken["reason"] == "field 'messages' is a list but not a chat of role/content or from/value turns"

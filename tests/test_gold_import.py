@@ -145,6 +145,20 @@ def test_a_prompt_of_a_crucible_run_is_refused_even_reworded_in_case_and_spacing
                   + REFUSED_SYNTHETIC}]
 
 
+def test_an_earlier_turn_of_a_runs_conversation_is_refused_too(store, tmp_path, runs):
+    from datagen.foundation.records import Example, Turn, examples_to_frame
+
+    talk = Example(task="t", prompt="Thanks!", source="s", run_id="r",
+                   context=(Turn("user", "My kettle leaks from the base."), Turn("assistant", "{}")))
+    folder = runs / "r2" / "prompts"
+    folder.mkdir(parents=True)
+    examples_to_frame([talk]).write_parquet(folder / "part-00000.parquet")
+    path = write_lines(tmp_path / "tickets.jsonl", '{"text": "my kettle leaks from the base."}')
+    result = import_records(store, "cli:rita", "triage", path, runs_root=runs)
+    assert (result.imported, result.rejected[0]["reason"]) == (
+        [], f"synthetic: is a prompt of a crucible run ({folder / 'part-00000.parquet'})" + REFUSED_SYNTHETIC)
+
+
 def test_a_text_already_in_the_set_is_skipped(store, tmp_path, runs):
     first = write_lines(tmp_path / "monday.jsonl", '{"text": "The lamp arrived broken."}')
     second = write_lines(tmp_path / "tuesday.jsonl", '{"text": "the lamp  arrived BROKEN."}',

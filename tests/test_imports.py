@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from datagen.exports.formats import write_exports
-from datagen.foundation.records import Example, PreferencePair
+from datagen.foundation.records import Example, PreferencePair, Turn
 from datagen.foundation.row_files import RowFileError
 from datagen.foundation.task import Task
 from datagen.generation.imports import ImportConfig, ImportReject, import_file
@@ -89,6 +90,45 @@ def test_single_turn_chats_become_sft_examples(tmp_path, layout, suffix):
     assert result.examples == [example(path, "Charged twice", BILLING), example(path, "Parcel late", SHIPPING)]
     assert result.examples[0].template_id is None and result.examples[0].seed is None
     assert result.rejects == []
+
+
+HISTORY = (Turn("user", "Charged twice"), Turn("assistant", BILLING))
+CONVERSATIONS = {
+    "trl": {"messages": [msg("system", SYSTEM), msg("user", "Charged twice"), msg("assistant", BILLING),
+                         msg("user", "And the parcel is late"), msg("assistant", SHIPPING)]},
+    "sharegpt": {"conversations": [turn("human", "Charged twice"), turn("gpt", BILLING),
+                                   turn("human", "And the parcel is late"), turn("gpt", SHIPPING)]},
+    "alpaca": {"instruction": SYSTEM, "input": "And the parcel is late", "output": SHIPPING,
+               "history": [["Charged twice", BILLING]]},
+}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("layout", ["trl", "sharegpt", "alpaca"])
+def test_a_conversation_is_one_example_its_last_user_turn_the_prompt(tmp_path, layout, suffix):
+    path = write(tmp_path / f"chats{suffix}", [CONVERSATIONS[layout]])
+    sft, prompts = load(path, "sft"), load(path, "prompts")
+    assert (sft.layout, sft.rejects, prompts.rejects) == (layout, [], [])
+    (row,) = sft.examples
+    assert row == Example(task="toy", prompt="And the parcel is late", response=SHIPPING, source=source_of(path),
+                          run_id="run-1", context=HISTORY)
+    assert row.id != example(path, "And the parcel is late", SHIPPING).id  # the history is content
+    # A prompt row keeps its history; the teacher answers its last turn.
+    assert prompts.examples == [dataclasses.replace(row, response=None)]
+    assert [r.context for r in sft.prompts_and_answers()] == [HISTORY, HISTORY]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_preference_rows_shared_history_is_the_pairs_context(tmp_path, suffix):
+    path = write(tmp_path / f"dpo{suffix}", [{
+        "prompt": [msg("system", SYSTEM), msg("user", "Charged twice"), msg("assistant", BILLING),
+                   msg("user", "And the parcel is late")],
+        "chosen": [msg("assistant", SHIPPING)], "rejected": [msg("assistant", BILLING)],
+    }])
+    assert load(path, "preference").pairs == [
+        PreferencePair(task="toy", prompt="And the parcel is late", chosen=SHIPPING, rejected=BILLING,
+                       strategy="import", evidence=f"imported from dpo{suffix}", source=source_of(path),
+                       run_id="run-1", context=HISTORY)]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
@@ -215,6 +255,25 @@ def test_crucible_exports_read_back_to_the_same_rows(tmp_path):
         assert (result.rejects, [p.id for p in result.pairs]) == ([], [p.id for p in pairs]), file
 
 
+def test_crucible_exports_of_conversations_read_back_to_the_same_rows(tmp_path):
+    longer = HISTORY + (Turn("user", "And the parcel is late"), Turn("assistant", SHIPPING))
+    sft = [
+        Example(task="toy", prompt="Charged twice", response=BILLING, source="gen@1", run_id="r0"),
+        Example(task="toy", prompt="And the parcel is late", response=SHIPPING, source="gen@1", run_id="r0",
+                context=HISTORY),
+        Example(task="toy", prompt="Both, then", response=BILLING, source="gen@1", run_id="r0", context=longer),
+    ]
+    pairs = [PreferencePair(task="toy", prompt="And the parcel is late", chosen=SHIPPING, rejected=BILLING,
+                            strategy="verifier_ranked", evidence="e", source="s", run_id="r0", context=HISTORY)]
+    write_exports(tmp_path, sft, pairs, TASK)
+    for file in ["trl_sft/train.jsonl", "trl_sft_parquet/train.parquet", "alpaca/train.jsonl", "sharegpt/train.jsonl"]:
+        result = load(tmp_path / file, "sft")
+        assert (result.rejects, [e.id for e in result.examples]) == ([], [e.id for e in sft]), file
+    for file in ["trl_dpo/train.jsonl", "trl_dpo_parquet/train.parquet"]:
+        result = load(tmp_path / file, "preference")
+        assert (result.rejects, [p.id for p in result.pairs]) == ([], [p.id for p in pairs]), file
+
+
 # ---- bad rows are kept aside with their reason -----------------------------------------
 
 
@@ -268,14 +327,23 @@ def test_a_parquet_row_that_does_not_fit_is_kept_aside_with_its_row_index(tmp_pa
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ({"messages": [msg("user", "a"), msg("assistant", "b"), msg("user", "c"), msg("assistant", "d")]},
-         "multi_turn: messages has 2 user turns"),
-        ({"conversations": [turn("human", "a"), turn("gpt", "b"), turn("human", "c"), turn("gpt", "d")]},
-         "multi_turn: conversations has 2 user turns"),
-        ({"messages": [msg("user", "a")]}, "missing_turn: messages has no assistant turn"),
+        ({"messages": [msg("user", "a")]}, "missing_turn: messages has no assistant turn after its last user turn"),
+        ({"messages": [msg("user", "a"), msg("assistant", "b"), msg("user", "c")]},
+         "missing_turn: messages has no assistant turn after its last user turn"),
         ({"messages": [msg("assistant", "b")]}, "missing_turn: messages has no user turn"),
         ({"messages": [msg("user", "a"), msg("system", SYSTEM), msg("assistant", "b")]},
-         "turn_order: messages is user, system, assistant; expected [system,] user[, assistant]"),
+         "turn_order: messages is user, system, assistant; expected [system,] user[, assistant, user ...]"
+         "[, assistant]"),
+        ({"messages": [msg("user", "a"), msg("user", "b"), msg("assistant", "c")]},
+         "turn_order: messages is user, user, assistant; expected [system,] user[, assistant, user ...][, assistant]"),
+        ({"conversations": [turn("human", "a"), turn("gpt", "b"), turn("gpt", "c"), turn("human", "d"),
+                            turn("gpt", "e")]},
+         "turn_order: conversations is user, assistant, assistant, user, assistant; expected [system,] user[, "
+         "assistant, user ...][, assistant]"),
+        ({"messages": [msg("system", SYSTEM), msg("user", "a"), msg("assistant", " "), msg("user", "c"),
+                       msg("assistant", "d")]}, "empty_field: messages[2]"),
+        ({"instruction": SYSTEM, "input": "c", "output": "d", "history": [["a"]]},
+         "wrong_type: history[0] is not a [user, assistant] pair of strings"),
         ({"messages": [msg("user", "a"), msg("tool", "b")]},
          "unknown_role: messages[1].role is 'tool', expected one of system, user, assistant"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]},
@@ -300,6 +368,8 @@ def test_rows_crucible_cannot_train_on_are_rejected_with_a_reason(tmp_path, row,
          "turn_order: rejected is user; expected one assistant message"),
         ({"prompt": [msg("user", "a"), msg("assistant", "b")], "chosen": "b", "rejected": "c"},
          "turn_order: prompt ends with an assistant turn; the answers belong in chosen and rejected"),
+        ({"prompt": [msg("user", "a"), msg("user", "b")], "chosen": "c", "rejected": "d"},
+         "turn_order: prompt is user, user; expected [system,] user[, assistant, user ...][, assistant]"),
         ({"prompt": "a", "chosen": "b", "rejected": "b"},
          "same_answers: chosen and rejected are equal; the pair teaches nothing"),
         ({"prompt": "a", "chosen": " ", "rejected": "b"}, "empty_field: chosen"),

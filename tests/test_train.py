@@ -100,6 +100,43 @@ def test_mask_sample_puts_each_supervised_span_in_guillemets(tokenizer):
         "<|im_start|>assistant\n«Hello<|im_end|>»\n")
 
 
+THREE_TURNS = [
+    {"role": "system", "content": "Reply in JSON."},
+    {"role": "user", "content": "My kettle leaks."},
+    {"role": "assistant", "content": '{"category": "damaged_item"}'},
+    {"role": "user", "content": "Can a person call me?"},
+    {"role": "assistant", "content": '{"needs_human": true}'},
+    {"role": "user", "content": "Thanks!"},
+    {"role": "assistant", "content": '{"done": true}'},
+]
+THREE_TURNS_MASKED = (
+    "<|im_start|>system\nReply in JSON.<|im_end|>\n<|im_start|>user\nMy kettle leaks.<|im_end|>\n"
+    '<|im_start|>assistant\n«{"category": "damaged_item"}<|im_end|>»\n'
+    "<|im_start|>user\nCan a person call me?<|im_end|>\n"
+    '<|im_start|>assistant\n«{"needs_human": true}<|im_end|>»\n'
+    "<|im_start|>user\nThanks!<|im_end|>\n"
+    '<|im_start|>assistant\n«{"done": true}<|im_end|>»\n')
+
+
+def test_every_assistant_turn_of_a_three_turn_chat_is_supervised_and_no_system_or_user_token(tokenizer):
+    tokens = tokenized(tokenizer, THREE_TURNS)
+    assert mask_sample(tokenizer, tokens["input_ids"], tokens["assistant_masks"]) == THREE_TURNS_MASKED
+    assert check_loss_masks(tokenizer, [{"id": "talk", "messages": THREE_TURNS}], [tokens])["rows"] == 1
+
+
+def test_sfts_own_tokenization_supervises_every_assistant_turn_of_a_conversation(tiny_model, tmp_path):
+    samples = []
+    rows = [{"id": f"talk-{n}", "messages": THREE_TURNS[:5] + [{"role": "user", "content": f"Number: {NUMBERS[n]}"},
+                                                               {"role": "assistant", "content": json.dumps({"n": n})}]}
+            for n in range(4)]
+    config = SFTStageConfig(max_steps=1, batch_size=4, max_length=128, eval_share=0, save_steps=10)
+    result = run_sft(config, tiny_model, rows, tmp_path / "sft", on_mask_sample=samples.append)
+    # run_sft checked every row's mask against its assistant turns before the step: here, the shown one.
+    assert samples == [THREE_TURNS_MASKED.split("<|im_start|>user\nThanks!")[0]
+                       + '<|im_start|>user\nNumber: zero<|im_end|>\n<|im_start|>assistant\n«{"n": 0}<|im_end|>»\n']
+    assert (result["mask"]["rows"], result["steps"]) == (4, 1)
+
+
 # The pinned chat template
 
 

@@ -1,6 +1,10 @@
 """Dedupe a JSONL or parquet file by one text field, streaming: exact, then near duplicates.
 
-Input: IN, `.jsonl`/`.ndjson` (one JSON object a line) or `.parquet`, with a text field.
+Input: IN, `.jsonl`/`.ndjson` (one JSON object a line) or `.parquet`, with a text field,
+or a chat field (TRL `messages` of `role`/`content`, ShareGPT `conversations` of
+`from`/`value`), whose text is every turn but the system turns, in order: two
+conversations are the same when all their turns are, and the system prompt a whole set
+shares would make every short chat look alike.
 Output in DIR, written into a temporary folder beside it and moved in only when every
 file is complete, `summary.json` last (its existence means the run completed); a run that
 fails (a corrupt parquet file, say) leaves no DIR behind:
@@ -88,13 +92,37 @@ class Fingerprints:
     broken: list[tuple[int, str, str | None]]
 
 
+_CONTENT_KEYS = ("content", "value")  # TRL's, ShareGPT's
+_SYSTEM_ROLES = ("system",)
+
+
+def chat_text(turns: list) -> str | None:
+    """The text of a chat's turns, system turns left out; None if `turns` is not a chat."""
+    texts = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            return None
+        content = next((turn[key] for key in _CONTENT_KEYS if key in turn), None)
+        if not isinstance(content, str):
+            return None
+        if turn.get("role", turn.get("from")) not in _SYSTEM_ROLES:
+            texts.append(content)
+    return "\n\n".join(texts)
+
+
+def field_text(value: Any) -> str | None:
+    return chat_text(value) if isinstance(value, list) else value if isinstance(value, str) else None
+
+
 def _field_problem(record: Any, config: DedupeFileConfig) -> str | None:
     if not isinstance(record, dict):
         return f"not a JSON object but {type(record).__name__}"
     text = record.get(config.text_field)
     if text is None:
         return f"no text in field {config.text_field!r}"
-    if not isinstance(text, str):
+    if isinstance(text, list) and field_text(text) is None:
+        return f"field {config.text_field!r} is a list but not a chat of role/content or from/value turns"
+    if not isinstance(text, (str, list)):
         return f"field {config.text_field!r} is {type(text).__name__}, not text"
     if config.id_field is not None and record.get(config.id_field) is None:
         return f"no id in field {config.id_field!r}"
@@ -133,7 +161,7 @@ def fingerprint_jsonl_lines(lines: list[tuple[int, bytes]], config: DedupeFileCo
             broken.append((number, problem, line.decode(errors="replace").rstrip("\n")))
             continue
         rows.append(number)
-        texts.append(record[config.text_field])
+        texts.append(field_text(record[config.text_field]))
         scores.append(record[config.score_field] if config.score_field else 0.0)
         ids.append(record[config.id_field] if config.id_field else number)
     return fingerprint(rows, texts, scores, ids, broken, config)
@@ -143,10 +171,14 @@ def fingerprint_parquet_rows(batch: tuple[int, list[str | None], list[float | No
                              config: DedupeFileConfig) -> Fingerprints:
     start, column, score_column = batch
     rows, texts, scores, broken = [], [], [], []
-    for offset, text in enumerate(column):
+    for offset, value in enumerate(column):
         score = score_column[offset] if score_column is not None else 0.0
-        if text is None:
+        text = None if value is None else field_text(value)
+        if value is None:
             broken.append((start + offset, f"no text in field {config.text_field!r}", None))
+        elif text is None:
+            broken.append((start + offset, f"field {config.text_field!r} is not a chat of role/content or "
+                                           "from/value turns", None))
         elif score is None:
             broken.append((start + offset, f"no score in field {config.score_field!r}", None))
         else:
@@ -172,7 +204,7 @@ def jsonl_batches(path: Path, batch_size: int) -> Iterator[list[tuple[int, bytes
 
 def check_parquet_columns(path: Path, config: DedupeFileConfig) -> None:
     schema = pl.read_parquet_schema(path)
-    wanted = [(config.text_field, "text", lambda t: t == pl.String),
+    wanted = [(config.text_field, "text", lambda t: t == pl.String or _is_chat(t)),
               (config.score_field, "score", lambda t: t.is_numeric()),
               (config.id_field, "id", lambda t: True)]
     for name, role, fits in wanted:
@@ -182,6 +214,11 @@ def check_parquet_columns(path: Path, config: DedupeFileConfig) -> None:
             raise ValueError(f"{path}: no {role} column {name!r}; its columns are {', '.join(schema)}")
         if not fits(schema[name]):
             raise ValueError(f"{path}: {role} column {name!r} is {schema[name]}, not {role}")
+
+
+def _is_chat(dtype: pl.DataType) -> bool:
+    return (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+            and any(field.name in _CONTENT_KEYS and field.dtype == pl.String for field in dtype.inner.fields))
 
 
 def parquet_batches(path: Path, config: DedupeFileConfig) -> Iterator[tuple[int, list, list | None]]:

@@ -1,11 +1,16 @@
 """Write the final SFT and preference sets in the formats trainers read.
 
 - `trl_sft/train.jsonl` and `trl_sft_parquet/train.parquet`: TRL's conversational
-  language-modeling format, one `messages` list (system, user, assistant) per row.
+  language-modeling format, one `messages` list (system, user, assistant; a conversation's
+  every turn in order) per row.
 - `trl_dpo/train.jsonl` and `trl_dpo_parquet/train.parquet`: TRL's conversational
-  preference format, `prompt` (system, user) with `chosen` and `rejected` (assistant).
+  preference format, `prompt` (system, the shared history, the last user turn) with
+  `chosen` and `rejected` (one assistant turn each).
 - `alpaca/train.jsonl` (`instruction`, `input`, `output`) and `sharegpt/train.jsonl`
-  (`conversations` of `from`/`value`) for users of other trainers.
+  (`conversations` of `from`/`value`, every turn) for users of other trainers. Alpaca has
+  one exchange a row; a set with conversations gets LLaMA-Factory's `history` column, the
+  earlier (user, assistant) exchanges of each row, `[]` for a single-turn one. A set with
+  none has no such column, as before conversations existed.
 
 Where each file goes is `datagen/foundation/export_layout.py`'s. Every row keeps its record `id`,
 which leads back to the full provenance in the run store. Training rows carry no
@@ -40,7 +45,7 @@ def sft_messages(rows: list[Example], task: Task) -> pl.DataFrame:
         [
             {
                 "id": row.id,
-                "messages": task.messages(row.prompt, few_shot=False, trained=True)
+                "messages": task.messages(row.prompt, few_shot=False, trained=True, context=row.context)
                 + [{"role": "assistant", "content": row.response}],
             }
             for row in rows
@@ -54,7 +59,7 @@ def dpo_conversations(pairs: list[PreferencePair], task: Task) -> pl.DataFrame:
         [
             {
                 "id": pair.id,
-                "prompt": task.messages(pair.prompt, few_shot=False, trained=True),
+                "prompt": task.messages(pair.prompt, few_shot=False, trained=True, context=pair.context),
                 "chosen": [{"role": "assistant", "content": pair.chosen}],
                 "rejected": [{"role": "assistant", "content": pair.rejected}],
             }
@@ -70,13 +75,20 @@ def dpo_conversations(pairs: list[PreferencePair], task: Task) -> pl.DataFrame:
 
 
 def alpaca_rows(rows: list[Example], task: Task) -> pl.DataFrame:
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         [
             {"id": r.id, "instruction": task.training_system_prompt, "input": r.prompt, "output": r.response}
             for r in rows
         ],
         schema={"id": pl.String, "instruction": pl.String, "input": pl.String, "output": pl.String},
     )
+    if not any(r.context for r in rows):
+        return frame
+    history = [[[user.content, answer.content] for user, answer in zip(r.context[::2], r.context[1::2])] for r in rows]
+    return frame.with_columns(history=pl.Series(history, dtype=pl.List(pl.List(pl.String))))
+
+
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
 def sharegpt_rows(rows: list[Example], task: Task) -> pl.DataFrame:
@@ -85,9 +97,8 @@ def sharegpt_rows(rows: list[Example], task: Task) -> pl.DataFrame:
             {
                 "id": r.id,
                 "conversations": [
-                    {"from": "system", "value": task.training_system_prompt},
-                    {"from": "human", "value": r.prompt},
-                    {"from": "gpt", "value": r.response},
+                    {"from": SHAREGPT_ROLES[message["role"]], "value": message["content"]}
+                    for message in [{"role": "system", "content": task.training_system_prompt}, *r.chat()]
                 ],
             }
             for r in rows

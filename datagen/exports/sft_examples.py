@@ -63,6 +63,7 @@ def reference_answer(prompt: Example, task: Task) -> Example:
         seed=prompt.seed,
         parent_ids=(prompt.id,),
         run_id=prompt.run_id,
+        context=prompt.context,
     )
 
 

@@ -7,6 +7,14 @@ e.g. `wrong_fields: category, priority`; the kind is what the summary counts.
 
 The filters run in order and the first failure wins, so an answer cut off by the token
 limit is reported as `truncated` rather than as the `unparseable` JSON it leaves behind.
+
+A conversation's earlier assistant turns are trained on as well (every assistant turn
+carries loss: `train/loss_masks.py`), so the first filter holds each of them to the checks
+that need no label: length, refusal, repetition, language, JSON and schema, with reason
+`earlier_turn: <its reason> (assistant turn N of M)`. The label, where there is one, is
+the last turn's: only the response is compared with it. It runs first so that an answer
+after a broken history is rejected for that history, and never becomes a pair's rejected
+side (a pair's history is its prompt's).
 """
 
 from __future__ import annotations
@@ -101,7 +109,24 @@ def agrees_with_reference(answer: Example, task: Task, config: AnswerFilterConfi
     return True, ""
 
 
+# What every assistant turn of a conversation is held to: the checks that need no label.
+_LABEL_FREE = (within_length, not_refused, not_repetitive_answer, in_language, parses_as_json, matches_schema)
+
+
+def earlier_turns_pass(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
+    earlier = [turn.content for turn in answer.context if turn.role == "assistant"]
+    for number, content in enumerate(earlier, 1):
+        # The turn alone, as an answer that finished: nothing here was cut off by max_tokens.
+        turn = Example(task=answer.task, prompt="", response=content, source=answer.source, run_id=answer.run_id)
+        for check in _LABEL_FREE:
+            keep, reason = check(turn, task, config)
+            if not keep:
+                return False, f"earlier_turn: {reason} (assistant turn {number} of {len(earlier) + 1})"
+    return True, ""
+
+
 ANSWER_FILTERS: tuple[Callable[[Example, Task, AnswerFilterConfig], Verdict], ...] = (
+    earlier_turns_pass,
     finished_normally,
     within_length,
     not_refused,

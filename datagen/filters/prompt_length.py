@@ -14,6 +14,9 @@ counted with the model's own tokenizer where crucible has it (the embedded model
 context is read from its config: 8192 for SmolLM2), else estimated at `CHARS_PER_TOKEN`
 characters a token, with `teacher.DEFAULT_CONTEXT_TOKENS` when the recipe gives no context.
 
+A conversation's earlier turns are sent with its prompt, so they are measured with it:
+every turn's text, and `TOKENS_PER_TURN` for each earlier turn's template.
+
 Input: Examples with a `prompt`. Output: those that fit every bound, and the others with
 their reason, e.g. `too_long: 1250000 tokens > 7637 (SmolLM2-135M-Instruct tokenizer)`.
 """
@@ -77,14 +80,16 @@ class PromptBound:
     max_tokens: int
     counter: TokenCounter
 
-    def reason_if_over(self, prompt: str) -> str | None:
+    def reason_if_over(self, prompt: str, earlier_turns: int = 0) -> str | None:
+        """`prompt`: the text sent (a conversation's every turn); `earlier_turns`: how many of
+        its turns came before the last, each with its template's tokens."""
         counter = self.counter
         if counter.longest_token_chars and len(prompt) > (self.max_tokens + 1) * counter.longest_token_chars:
             # At most `longest_token_chars` characters a token: over for sure, and not
             # worth tokenizing (6 s for 5 MB here).
             shown = f"at least {math.ceil(len(prompt) / counter.longest_token_chars)}"
         else:
-            tokens = counter.count(prompt)
+            tokens = counter.count(prompt) + TOKENS_PER_TURN * earlier_turns
             if tokens <= self.max_tokens:
                 return None
             shown = str(tokens)
@@ -115,7 +120,8 @@ def split_too_long(prompts: list[Example], bounds: list[PromptBound]) -> tuple[l
     """The prompts within every bound, and the others with the first bound's reason."""
     kept, rejected = [], []
     for prompt in prompts:
-        reason = next((r for r in (b.reason_if_over(prompt.prompt) for b in bounds) if r is not None), None)
+        text, earlier = prompt.conversation_text(), len(prompt.context)
+        reason = next((r for r in (b.reason_if_over(text, earlier) for b in bounds) if r is not None), None)
         if reason is None:
             kept.append(prompt)
         else:

@@ -6,8 +6,18 @@ version) made it, from which template and seed, which teacher endpoint, model an
 sampling parameters answered it, which rows it was derived from, and in which run.
 
 `id` is the sha256 of the row's *content* only (task, prompt, response / chosen,
-rejected), not of its provenance: the same content produced twice gets the same id,
-which is what exact dedupe and contamination checks want.
+rejected, and the earlier turns of a conversation), not of its provenance: the same
+content produced twice gets the same id, which is what exact dedupe and contamination
+checks want.
+
+A record is a conversation: `prompt` is the latest user turn, the one to answer, and
+`context` holds the turns before it (user, assistant, user, ..., assistant), empty for a
+single-turn row. The context enters the id only when it is not empty, so every
+single-turn row keeps the id it had before records had turns (runs, caches and locked
+sets made then still match). Each earlier turn says who wrote it (`Turn.written_by`):
+a teacher that answered it, a model that played the user, or nobody but the row's own
+source. Consumers read a conversation through `chat()` / `Task.messages(context=...)`,
+`user_turns()` and `conversation_text()`, never by joining fields themselves.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from typing import Any, Iterable
 
 import polars as pl
 
-from datagen.foundation.hashing import content_id
+from datagen.foundation.hashing import canonical_json, content_id
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,43 @@ class Teacher:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One earlier turn of a conversation."""
+
+    role: str  # "user" or "assistant"
+    content: str
+    # Who wrote it, when a model did: "<model> at <endpoint>" (`distill.usage_key`'s form),
+    # e.g. the teacher that answered it or the model that played the user. None: the row's
+    # own `source` (a generator, an imported file).
+    written_by: str | None = None
+
+
+def check_context(context: tuple[Turn, ...]) -> None:
+    """The turns before a user prompt alternate user, assistant, ..., from a user turn to an
+    assistant turn; the system turn is the task's, never the row's."""
+    roles = [turn.role for turn in context]
+    expected = ["user", "assistant"] * (len(roles) // 2)
+    if roles != expected or len(roles) % 2:
+        raise ValueError(f"a conversation's earlier turns must alternate user, assistant from a user turn to an "
+                         f"assistant turn; got {', '.join(roles)}")
+
+
+def _context_part(context: tuple[Turn, ...]) -> tuple[str, ...]:
+    # Only what was said counts: who wrote a turn is provenance, like `source`.
+    return (canonical_json([[turn.role, turn.content] for turn in context]),) if context else ()
+
+
+def context_messages(context: tuple[Turn, ...]) -> list[dict[str, str]]:
+    return [{"role": turn.role, "content": turn.content} for turn in context]
+
+
+@dataclass(frozen=True)
 class Example:
     """One prompt, optionally answered.
 
     `reference` is the known-correct answer (canonical JSON) when the generator knows it,
-    as the template generators do; `response` is a teacher's answer text.
+    as the template generators do; `response` is a teacher's answer text. Both answer
+    `prompt`, the latest user turn, given the earlier turns in `context`.
     """
 
     task: str
@@ -50,10 +92,30 @@ class Example:
     teacher: Teacher | None = None
     finish_reason: str | None = None
     parent_ids: tuple[str, ...] = ()
+    context: tuple[Turn, ...] = ()  # the turns before `prompt`; empty for a single-turn row
     id: str = field(default="")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", content_id(self.task, self.prompt, self.response))
+        check_context(self.context)
+        object.__setattr__(self, "id", content_id(self.task, self.prompt, self.response, *_context_part(self.context)))
+
+    def chat(self) -> list[dict[str, str]]:
+        """Every turn without a system turn: the context, the prompt and the response, if any."""
+        answer = [{"role": "assistant", "content": self.response}] if self.response is not None else []
+        return context_messages(self.context) + [{"role": "user", "content": self.prompt}] + answer
+
+    def user_turns(self) -> tuple[str, ...]:
+        return user_turns(self.context, self.prompt)
+
+    def conversation_text(self) -> str:
+        """Every turn before the answer, as one text (the prompt alone for a single-turn row):
+        what dedupe compares and what must fit a model's context."""
+        return conversation_text(self.context, self.prompt)
+
+    def assistant_turns(self) -> tuple[str, ...]:
+        """Every answer a training row teaches: the context's and the response."""
+        earlier = tuple(turn.content for turn in self.context if turn.role == "assistant")
+        return earlier + ((self.response,) if self.response is not None else ())
 
 
 @dataclass(frozen=True)
@@ -73,17 +135,31 @@ class PreferencePair:
     parent_ids: tuple[str, ...] = ()  # (chosen example id, rejected example id)
     axis: str | None = None  # what the two sides differ on, e.g. "one_wrong_field"
     margin: float | None = None  # how far apart: wrong fields, or the judge's score gap
+    context: tuple[Turn, ...] = ()  # the shared history before `prompt`; empty for a single-turn pair
     id: str = field(default="")
 
     def __post_init__(self) -> None:
+        check_context(self.context)
         object.__setattr__(
-            self, "id", content_id(self.task, self.prompt, self.chosen, self.rejected)
+            self, "id", content_id(self.task, self.prompt, self.chosen, self.rejected, *_context_part(self.context))
         )
+
+    def user_turns(self) -> tuple[str, ...]:
+        return user_turns(self.context, self.prompt)
+
+
+def user_turns(context: tuple[Turn, ...], prompt: str) -> tuple[str, ...]:
+    return tuple(turn.content for turn in context if turn.role == "user") + (prompt,)
+
+
+def conversation_text(context: tuple[Turn, ...], prompt: str) -> str:
+    return "\n\n".join([turn.content for turn in context] + [prompt])
 
 
 TEACHER_SCHEMA = pl.Struct(
     {"base_url": pl.String, "model": pl.String, "sampling": pl.String, "sample_index": pl.Int64}
 )
+CONTEXT_SCHEMA = pl.List(pl.Struct({"role": pl.String, "content": pl.String, "written_by": pl.String}))
 
 EXAMPLE_SCHEMA = pl.Schema(
     {
@@ -99,6 +175,7 @@ EXAMPLE_SCHEMA = pl.Schema(
         "finish_reason": pl.String,
         "parent_ids": pl.List(pl.String),
         "run_id": pl.String,
+        "context": CONTEXT_SCHEMA,
     }
 )
 
@@ -118,6 +195,7 @@ PAIR_SCHEMA = pl.Schema(
         "run_id": pl.String,
         "axis": pl.String,
         "margin": pl.Float64,
+        "context": CONTEXT_SCHEMA,
     }
 )
 
@@ -125,6 +203,7 @@ PAIR_SCHEMA = pl.Schema(
 def _row(record: Example | PreferencePair) -> dict[str, Any]:
     row = dataclasses.asdict(record)
     row["parent_ids"] = list(record.parent_ids)
+    row["context"] = [dataclasses.asdict(turn) for turn in record.context]
     return row
 
 
@@ -141,6 +220,9 @@ def _teacher(value: dict | None) -> Teacher | None:
 
 
 def _records_from_frame(frame, schema, record_type, teacher_fields):
+    if "context" not in frame.columns:
+        # A table written before records had turns: every row of it is single-turn.
+        frame = frame.with_columns(context=pl.lit([], dtype=CONTEXT_SCHEMA))
     if frame.schema != schema:
         raise ValueError(f"not a {record_type.__name__} table: columns {frame.schema} != {schema}")
     records = []
@@ -149,6 +231,7 @@ def _records_from_frame(frame, schema, record_type, teacher_fields):
         for name in teacher_fields:
             row[name] = _teacher(row[name])
         row["parent_ids"] = tuple(row["parent_ids"])
+        row["context"] = tuple(Turn(**turn) for turn in row["context"])
         record = record_type(**row)
         # A row edited after it was written no longer hashes to its id: refuse it.
         if record.id != stored_id:

@@ -12,9 +12,11 @@ import importlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from pydantic import BaseModel, ValidationError
+
+from datagen.foundation.records import Turn, context_messages
 
 # What every filter returns: keep or not, and the reason (`kind: detail`) when not.
 Verdict = tuple[bool, str]
@@ -42,7 +44,9 @@ class LabellingRule:
 
 
 class LabelledPrompt(Protocol):
-    """What a task's generator yields: a prompt whose correct answer is known."""
+    """What a task's generator yields: a prompt whose correct answer is known. A generator
+    of conversations gives its prompts a `context` too, the turns before `text`
+    (`records.Turn`s); `text` is then the latest user turn and `label` its answer."""
 
     text: str
     label: dict
@@ -140,13 +144,17 @@ class Task:
             turns.append({"role": "assistant", "content": self.render_answer(shot_answer)})
         return tuple(turns)
 
-    def messages(self, prompt: str, *, few_shot: bool, trained: bool = False) -> list[dict[str, str]]:
+    def messages(self, prompt: str, *, few_shot: bool, trained: bool = False,
+                 context: Sequence[Turn] = ()) -> list[dict[str, str]]:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
         because the fine-tuned model must produce the format without them. `trained`: the
-        chat of a training row or a trained model, with `trained_system_prompt`."""
+        chat of a training row or a trained model, with `trained_system_prompt`. `context`:
+        the conversation's earlier turns (`Example.context`), after the few-shot turns and
+        before `prompt`, the turn to answer."""
         chat = [{"role": "system", "content": self.training_system_prompt if trained else self.system_prompt}]
         if few_shot:
             chat += [dict(turn) for turn in self._few_shot_turns]
+        chat += context_messages(tuple(context))
         chat.append({"role": "user", "content": prompt})
         return chat
 

@@ -1,26 +1,32 @@
-"""How one row of an imported file becomes a single-turn prompt and its answers.
+"""How one row of an imported file becomes a prompt (with its earlier turns) and its answers.
 
 The layouts (keys of one row; `[...]` is optional):
 
 - `trl`, for prompts and SFT: TRL's conversational language-modeling type,
   `messages: [{role, content}]` with roles `system`, `user`, `assistant`.
   For preference: TRL's explicit-prompt preference type, `prompt`, `chosen`, `rejected`,
-  each either a string or a list of messages (`prompt`: [system,] user; `chosen` and
-  `rejected`: one assistant message each), which is what `datagen/exports/formats.py` writes.
-- `alpaca`: `instruction`, [`input`], [`output`]. The prompt is the instruction, then a
-  blank line, then the input, the way Alpaca's own template puts the input below the
-  instruction; an empty part is left out. One exception makes crucible's own export read
+  each either a string or a list of messages (`prompt`: [system,] user[, assistant, user
+  ...], the shared history; `chosen` and `rejected`: one assistant message each), which
+  is what `datagen/exports/formats.py` writes.
+- `alpaca`: `instruction`, [`input`], [`output`], [`history`: LLaMA-Factory's earlier
+  exchanges, `[[user, assistant], ...]`, the conversation's context]. The prompt is the
+  instruction, then a blank line, then the input, the way Alpaca's own template puts the
+  input below the instruction; an empty part is left out. One exception makes crucible's own export read
   back: an instruction equal to the task's system prompt *is* the system prompt (the
   export writes it there), so it is treated as the row's system turn and the prompt is
   the input alone.
 - `sharegpt`: `conversations: [{from, value}]` with `from` one of `system`, `human`, `gpt`.
 - `plain`: `prompt`, [`response`], [`reference`], all strings (`reference`: JSON text).
 
-Crucible's Example is single-turn: one user turn and at most one answer, trained under
-the task's own system prompt. So a conversation keeps an optional leading system turn,
-one user turn and, for SFT, one assistant turn. Anything longer is rejected with reason
-`multi_turn` rather than cut down: the first exchange of a longer chat is not what its
-author wrote the data for, and a reviewer should decide that, not the importer.
+A conversation is an optional leading system turn, then user and assistant turns in
+turn from a user turn: `[system,] user[, assistant, user ...][, assistant]`. Its last user
+turn is the Example's prompt, the turns before it its `context`, and for SFT the last
+assistant turn its response (a prompts row's final answer, if it has one, is not read:
+the teacher answers). Every assistant turn of an SFT row is trained on, so a chat is
+taken whole or not at all: two user turns in a row, a system turn later on, or an SFT
+chat that does not end with an answer is rejected with reason `turn_order` or
+`missing_turn`, naming the order it found, rather than cut down to a part its author
+did not write it as.
 
 A row's system turn is checked against the task's system prompt (`system_turn:
 match_task`), because every exported row is trained under the task's prompt and a row
@@ -39,6 +45,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from datagen.foundation.hashing import canonical_json
+from datagen.foundation.records import Turn
 from datagen.foundation.row_files import json_type
 from datagen.foundation.task import schema_errors
 
@@ -118,20 +125,29 @@ def read_turns(
     return turns
 
 
-def _single_turn(turns: list[tuple[str, str]], where: str) -> tuple[str | None, str, str | None]:
-    """(system, user, assistant) of a [system,] user[, assistant] conversation."""
+Conversation = tuple[str | None, tuple[Turn, ...], str, str | None]  # (system, context, prompt, answer)
+
+
+def _split_conversation(turns: list[tuple[str, str]], where: str) -> Conversation:
+    """(system, earlier turns, last user turn, answer or None) of a
+    [system,] user[, assistant, user ...][, assistant] conversation."""
     system = turns[0][1] if turns and turns[0][0] == "system" else None
-    rest = turns[1:] if system is not None else turns
+    rest = list(turns[1:] if system is not None else turns)
     roles = [role for role, _ in rest]
-    users = roles.count("user")
-    if users > 1:
-        raise RowRejected(f"multi_turn: {where} has {users} user turns")
-    if users == 0:
+    if "user" not in roles:
         raise RowRejected(f"missing_turn: {where} has no user turn")
-    if roles not in (["user"], ["user", "assistant"]):
+    if roles != ["user", "assistant"] * (len(roles) // 2) + ["user"] * (len(roles) % 2):
         order = ", ".join(role for role, _ in turns)
-        raise RowRejected(f"turn_order: {where} is {order}; expected [system,] user[, assistant]")
-    return system, rest[0][1], rest[1][1] if len(rest) == 2 else None
+        raise RowRejected(f"turn_order: {where} is {order}; expected [system,] user[, assistant, user ...]"
+                          "[, assistant]")
+    answer = rest.pop()[1] if roles[-1] == "assistant" else None
+    first = 1 if system is not None else 0
+    # The prompt and the answer are checked by name (`check_not_empty`), the earlier turns here.
+    for index, (_, text) in enumerate(rest[:-1], first):
+        if not text.strip():
+            raise RowRejected(f"empty_field: {where}[{index}]")
+    context = tuple(Turn(role, text) for role, text in rest[:-1])
+    return system, context, rest[-1][1], answer
 
 
 def _answer(row: dict, key: str, needed: bool) -> str | None:
@@ -148,6 +164,23 @@ def _alpaca(row: dict, system_prompts: tuple[str, ...], needed: bool) -> tuple[s
     return None, "\n\n".join(part for part in (instruction, given) if part.strip()), answer
 
 
+def read_alpaca_history(row: dict) -> tuple[Turn, ...]:
+    """LLaMA-Factory's `history`: the earlier exchanges, `[[user, assistant], ...]`."""
+    history = row.get("history")
+    if history is None:
+        return ()
+    if not isinstance(history, list):
+        raise RowRejected(f"wrong_type: history is {json_type(history)}, expected array")
+    context = []
+    for index, exchange in enumerate(history):
+        if not (isinstance(exchange, list) and len(exchange) == 2 and all(isinstance(t, str) for t in exchange)):
+            raise RowRejected(f"wrong_type: history[{index}] is not a [user, assistant] pair of strings")
+        if not all(text.strip() for text in exchange):
+            raise RowRejected(f"empty_field: history[{index}]")
+        context += [Turn("user", exchange[0]), Turn("assistant", exchange[1])]
+    return tuple(context)
+
+
 # The chat layouts: (field, role key, content key, role names).
 _CHATS = {
     "trl": ("messages", "role", "content", _TRL_ROLES),
@@ -157,18 +190,20 @@ _CHATS = {
 
 def read_conversation(
     row: dict, layout: Layout, system_prompts: tuple[str, ...], *, needs_answer: bool
-) -> tuple[str | None, str, str | None]:
-    """(system turn, prompt, answer) of a prompts or SFT row; the answer only if needed."""
+) -> Conversation:
+    """(system turn, earlier turns, prompt, answer) of a prompts or SFT row; the answer only
+    if needed. The chat layouts and Alpaca's `history` hold earlier turns."""
     if layout in _CHATS:
         where, role_key, content_key, roles = _CHATS[layout]
         turns = read_turns(row.get(where), where, role_key, content_key, roles)
-        system, prompt, answer = _single_turn(turns, where)
+        system, context, prompt, answer = _split_conversation(turns, where)
         if needs_answer and answer is None:
-            raise RowRejected(f"missing_turn: {where} has no assistant turn")
-        return system, prompt, answer if needs_answer else None
+            raise RowRejected(f"missing_turn: {where} has no assistant turn after its last user turn")
+        return system, context, prompt, answer if needs_answer else None
     if layout == "alpaca":
-        return _alpaca(row, system_prompts, needs_answer)
-    return None, _text(row, "prompt", "prompt"), _answer(row, "response", needs_answer)
+        system, prompt, answer = _alpaca(row, system_prompts, needs_answer)
+        return system, read_alpaca_history(row), prompt, answer
+    return None, (), _text(row, "prompt", "prompt"), _answer(row, "response", needs_answer)
 
 
 def _one_answer(row: dict, key: str) -> str:
@@ -183,18 +218,19 @@ def _one_answer(row: dict, key: str) -> str:
     return turns[0][1]
 
 
-def read_preference(row: dict) -> tuple[str | None, str, str, str]:
-    """(system turn, prompt, chosen, rejected) of a TRL preference row."""
+def read_preference(row: dict) -> tuple[str | None, tuple[Turn, ...], str, str, str]:
+    """(system turn, shared earlier turns, prompt, chosen, rejected) of a TRL preference row."""
     prompt = row.get("prompt")
     if isinstance(prompt, list):
-        system, text, answer = _single_turn(read_turns(prompt, "prompt", "role", "content", _TRL_ROLES), "prompt")
-        if answer is not None:
+        turns = read_turns(prompt, "prompt", "role", "content", _TRL_ROLES)
+        if turns and turns[-1][0] == "assistant":
             raise RowRejected(
                 "turn_order: prompt ends with an assistant turn; the answers belong in chosen and rejected"
             )
+        system, context, text, _ = _split_conversation(turns, "prompt")
     else:
-        system, text = None, _text(row, "prompt", "prompt")
-    return system, text, _one_answer(row, "chosen"), _one_answer(row, "rejected")
+        system, context, text = None, (), _text(row, "prompt", "prompt")
+    return system, context, text, _one_answer(row, "chosen"), _one_answer(row, "rejected")
 
 
 def check_system_turn(system: str | None, system_prompts: tuple[str, ...], policy: SystemTurn) -> None:

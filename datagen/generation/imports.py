@@ -3,7 +3,9 @@
 Input: one `.jsonl` file (one JSON object per line) or `.parquet` file in a layout of
 `datagen/generation/import_layouts.py` (TRL, Alpaca, ShareGPT or plain). Output: Examples (prompts,
 or prompts with a `response`) or PreferencePairs, ready for the same filters and dedupe
-as generated data, and the rows that did not fit, each with its reason.
+as generated data, and the rows that did not fit, each with its reason. A multi-turn chat
+(TRL `messages`, ShareGPT `conversations`, a TRL preference row's `prompt` messages) is
+one record: its last user turn the prompt, the turns before it the `context`.
 
 Every imported row says where it came from: `source = "import:<file name>@<sha256 of the
 file, first 12 hex>"`, so a row leads back to the exact file it was read from and an
@@ -16,7 +18,7 @@ not read, since the teacher will answer. A `reference_field` names the field tha
 a known-correct answer, so imported prompts are verified like generated ones.
 
 Nothing is lost: a broken line (invalid JSON, not an object, wrong types, missing or
-empty fields, a multi-turn chat) is returned as an `ImportReject` with its line number,
+empty fields, turns out of order) is returned as an `ImportReject` with its line number,
 its text as written and the reason, and the rest of the file is imported. A blank line
 holds no data and is skipped. A file that cannot be read at all (missing, empty, not
 parquet, of no known layout) raises `RowFileError` naming the file; `check_importable`
@@ -109,7 +111,7 @@ class ImportResult:
         records = []
         for row in self.examples:
             prompt = Example(task=row.task, prompt=row.prompt, source=row.source, run_id=row.run_id,
-                             reference=row.reference)
+                             reference=row.reference, context=row.context)
             records.append(prompt)
             if row.response is not None:
                 records.append(dataclasses.replace(row, parent_ids=(prompt.id,)))
@@ -130,7 +132,7 @@ def import_source(path: Path) -> str:
 
 def _example(row: dict, layout: Layout, config: ImportConfig, task: Task, source: str, run_id: str) -> Example:
     needs_answer = config.kind == "sft"
-    system, prompt, response = read_conversation(row, layout, task.system_prompts, needs_answer=needs_answer)
+    system, context, prompt, response = read_conversation(row, layout, task.system_prompts, needs_answer=needs_answer)
     check_system_turn(system, task.system_prompts, config.system_turn)
     check_not_empty(prompt=prompt)
     if response is not None:
@@ -141,19 +143,20 @@ def _example(row: dict, layout: Layout, config: ImportConfig, task: Task, source
     elif layout == "plain" and row.get("reference") is not None:
         reference = read_reference(row, "reference", task.answer_schema)
     return Example(
-        task=task.name, prompt=prompt, response=response, reference=reference, source=source, run_id=run_id
+        task=task.name, prompt=prompt, response=response, reference=reference, source=source, run_id=run_id,
+        context=context,
     )
 
 
 def _pair(row: dict, config: ImportConfig, task: Task, source: str, run_id: str) -> PreferencePair:
-    system, prompt, chosen, rejected = read_preference(row)
+    system, context, prompt, chosen, rejected = read_preference(row)
     check_system_turn(system, task.system_prompts, config.system_turn)
     check_not_empty(prompt=prompt, chosen=chosen, rejected=rejected)
     if chosen == rejected:
         raise RowRejected("same_answers: chosen and rejected are equal; the pair teaches nothing")
     return PreferencePair(
         task=task.name, prompt=prompt, chosen=chosen, rejected=rejected, strategy="import",
-        evidence=f"imported from {config.path.name}", source=source, run_id=run_id,
+        evidence=f"imported from {config.path.name}", source=source, run_id=run_id, context=context,
     )
 
 

@@ -1,7 +1,8 @@
 """Turn a task's rule-based generator output into Example records.
 
 Input: the task's `generate(count, seed)`. Output: Examples with `prompt`, `reference`
-(the known label as canonical JSON), `template_id` and `seed`, and no response yet.
+(the known label as canonical JSON), `template_id` and `seed`, and no response yet; a
+conversation generator's prompts carry their earlier turns as `context`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def labelled_prompts(task: Task, config: LabelledPromptConfig, run_id: str) -> l
             template_id=generated.template_id,
             seed=config.seed,
             run_id=run_id,
+            # Single-turn generators yield no context: `LabelledPrompt` makes it optional.
+            context=tuple(getattr(generated, "context", ())),
         )
         for generated in task.generate(config.count, config.seed)
     ]

@@ -44,6 +44,7 @@ from datagen.judge.judge_prompts import (
     refuse_gold,
     score_format,
     score_messages,
+    shown_input,
 )
 from datagen.serving.client import Endpoint, NotSent, RequestFailed, TeacherClient
 from datagen.serving.endpoint import EndpointConfig, SamplingParams
@@ -168,7 +169,7 @@ async def score_answers(
     refuse_gold(answers, gold)
     _check_answers(task, answers)
     response_format = score_format(config.scale) if config.endpoint.structured_output == "json_schema" else None
-    requests = [(score_messages(task, a.prompt, a.response, config.scale), response_format) for a in answers]
+    requests = [(score_messages(task, shown_input(a), a.response, config.scale), response_format) for a in answers]
     outcomes = await _ask_all(requests, config, endpoint, cache, on_progress, should_stop)
     judge = _judge(endpoint, config.sampling.model_dump())
     scores = []
@@ -206,11 +207,11 @@ async def compare_pairwise(
     refuse_gold([answer for pair in items for answer in pair], gold)
     _check_answers(task, [answer for pair in items for answer in pair])
     for a, b in items:
-        if a.prompt != b.prompt or a.id == b.id:
+        if (a.prompt, a.context) != (b.prompt, b.context) or a.id == b.id:
             raise ValueError(f"pair ({a.id}, {b.id}): two different answers to one prompt are compared")
     response_format = PAIRWISE_FORMAT if config.endpoint.structured_output == "json_schema" else None
     requests = [
-        (pairwise_messages(task, a.prompt, first.response, second.response), response_format)
+        (pairwise_messages(task, shown_input(a), first.response, second.response), response_format)
         for a, b in items for first, second in ((a, b), (b, a))
     ]
     outcomes = await _ask_all(requests, config, endpoint, cache, on_progress, should_stop)

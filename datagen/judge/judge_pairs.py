@@ -47,7 +47,7 @@ def _pair(chosen: Example, rejected: Example, margin: int, evidence: str) -> Pre
         task=chosen.task, prompt=chosen.prompt, chosen=chosen.response, rejected=rejected.response,
         strategy="judge_ranked", evidence=evidence, source=SOURCE, run_id=chosen.run_id,
         chosen_teacher=chosen.teacher, rejected_teacher=rejected.teacher,
-        parent_ids=(chosen.id, rejected.id), axis=None, margin=float(margin),
+        parent_ids=(chosen.id, rejected.id), axis=None, margin=float(margin), context=chosen.context,
     )
 
 

@@ -39,6 +39,15 @@ SYSTEM_PROMPT = (
 )
 
 
+def shown_input(example: Example) -> str:
+    """What the judge reads as the input: the prompt, or a conversation's every turn before
+    the answer, each named by its speaker."""
+    if not example.context:
+        return example.prompt
+    turns = example.chat()[: len(example.context) + 1]
+    return "\n\n".join(f"{'User' if turn['role'] == 'user' else 'Assistant'}: {turn['content']}" for turn in turns)
+
+
 def _shown(task: Task, prompt: str) -> str:
     return f"Rubric:\n{task.judge_rubric}\n\n[Input]\n{prompt}\n[End of input]\n\n"
 
@@ -138,14 +147,20 @@ def read_choice(reply: str, finish_reason: str | None) -> tuple[str | None, str 
 # ---- what the judge must never be shown ---------------------------------------------
 
 
+def _gold_turn(example: Example, gold: GoldPromptIndex) -> tuple[str, str] | None:
+    earlier = (turn.content for turn in example.context if turn.role == "user")
+    return gold.find(example.prompt, example.id) or next(filter(None, (gold.find(text) for text in earlier)), None)
+
+
 class GoldSetError(RuntimeError):
     """An example is a gold row. The gold sets are human-labelled and held out to measure
     the trained model: a judge that labels them turns the yardstick into training signal."""
 
 
 def refuse_gold(examples: Iterable[Example], gold: GoldPromptIndex) -> None:
-    """Raise `GoldSetError` if any example's prompt (after `normalize_text`) or content id
-    is a row of any locked gold version, naming the set, version and line.
+    """Raise `GoldSetError` if any example's prompt (after `normalize_text`), any earlier user
+    turn of a conversation, or its content id is a row of any locked gold version, naming
+    the set, version and line.
 
     `gold` is the prompt index of a gold root opened and verified by the flow
     (`gold/gold_root.py`): a missing or tampered root has already stopped it there, so a
@@ -153,7 +168,7 @@ def refuse_gold(examples: Iterable[Example], gold: GoldPromptIndex) -> None:
     """
     if gold is None:
         raise GoldSetError("the judge checks every example against the gold sets: pass the verified gold index")
-    hits = [(example, found) for example in examples if (found := gold.find(example.prompt, example.id))]
+    hits = [(example, found) for example in examples if (found := _gold_turn(example, gold))]
     if hits:
         example, (kind, where) = hits[0]
         raise GoldSetError(

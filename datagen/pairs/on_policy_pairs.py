@@ -79,5 +79,6 @@ def on_policy_pairs(prompts: list[Example], samples: list[Example], task: Task,
                       f"{len(kept)} of {len(asked)} samples right"),
             chosen_teacher=winner.teacher, rejected_teacher=loser.teacher, parent_ids=(winner.id, loser.id),
             axis="one_wrong_field" if len(fields) == 1 else "wrong_fields", margin=float(len(fields)),
+            context=prompt.context,
         ))
     return pairs, dropped

@@ -106,6 +106,7 @@ def _pair(chosen: Example, rejected: Example, chosen_text: str, rejected_text: s
         parent_ids=(chosen.id, rejected.id),
         axis=axis,
         margin=margin,
+        context=rejected.context,
     )
 
 

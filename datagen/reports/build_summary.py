@@ -56,6 +56,18 @@ def run_summary(store: RunStore) -> dict:
         summary["answers kept without a known label"] = manifests["verified"]["summary"]["kept_without_reference"]
         for key, usage in generated["summary"]["usage"].items():
             summary["teacher usage"][f"{key} (self-generation)"] = usage
+    if store.is_complete("conversations"):
+        simulated = store.manifest("conversations")
+        summary["counts"] = {
+            "prompts generated": summary["counts"]["prompts generated"],
+            "conversations simulated": simulated["counts"]["part"],
+            **summary["counts"],
+        }
+        summary["user simulation"] = {key: simulated["summary"][key] for key in ("ended_by", "user_turns",
+                                                                                  "rejected_by_reason")}
+        summary["answers kept without a known label"] = manifests["verified"]["summary"]["kept_without_reference"]
+        for key, usage in simulated["summary"]["usage"].items():
+            summary["teacher usage"][f"{key} (user simulation)"] = usage
     if store.is_complete("seed"):
         # The check of this run's export; every run checks again (contamination/seed_disjointness.json).
         summary["seed set"] = seed_set_summary(store, manifests["export"]["summary"].get("seed_set"))
@@ -114,6 +126,12 @@ def summary_markdown(summary: dict) -> str:
             f"| {r['collapsed'] or ''} |"
             for r in generation["rounds"]
         ]
+    if "user simulation" in summary:
+        simulation = summary["user simulation"]
+        ended = ", ".join(f"{reason} {n}" for reason, n in sorted(simulation["ended_by"].items())) or "none"
+        turns = ", ".join(f"{n} with {users}" for users, n in sorted(simulation["user_turns"].items())) or "none"
+        lines += ["", f"**user simulation**: conversations ended by {ended}; user turns: {turns}; "
+                  f"{summary['answers kept without a known label']} answers kept with no known label"]
     lines += [
         "", "**teacher usage**", "",
         "| teacher | requests | cache hits | retries | failed | tokens in | tokens out | cost (USD) | concurrency |",

@@ -11,9 +11,11 @@ Structured output is chosen per teacher: `json_schema` sends the task's answer s
 system prompt and few-shot turns and parses the answer, for endpoints that do not
 (`transformers serve` rejects `response_format`).
 
-Input: Examples with a `prompt` (and usually a `reference`). Output: one Example per
-answered (prompt, sample) with `response`, `finish_reason`, and `teacher` (endpoint,
-model, sampling, sample index); `parent_ids` = (prompt id,). Requests that still fail
+Input: Examples with a `prompt` (and usually a `reference`); a conversation's prompt is
+its latest user turn, answered with its earlier turns (`context`) in the chat. Output:
+one Example per answered (prompt, sample) with `response`, `finish_reason`, and `teacher`
+(endpoint, model, sampling, sample index), and the prompt's context; `parent_ids` =
+(prompt id,). Requests that still fail
 after retries come back as `FailedRequest`s with their reason; the build goes on. A stop
 (Ctrl-C, SIGTERM, or the budget) sends nothing new and ends the batch with
 `TeacherStopped` once the requests in flight are answered or abandoned after their
@@ -148,7 +150,7 @@ async def answer_prompts(
         teacher, client = config.teachers[index], clients[index]
         sampling = teacher.sampling.model_dump()
         sampling["seed"] = request_seed(teacher.sampling.seed, prompt.id, sample_index)
-        messages = task.messages(prompt.prompt, few_shot=few_shot, trained=trained)
+        messages = task.messages(prompt.prompt, few_shot=few_shot, trained=trained, context=prompt.context)
         try:
             response = await client.ask(messages, sampling, sample_index, response_formats[index],
                                         may_send=lambda: not stop())
@@ -213,4 +215,5 @@ def make_answer(prompt: Example, sample_index: int, response: CachedResponse, sa
         finish_reason=response.finish_reason,
         parent_ids=(prompt.id,),
         run_id=run_id,
+        context=prompt.context,
     )

@@ -23,7 +23,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from datagen.foundation.hashing import canonical_json
-from datagen.foundation.records import Example
+from datagen.foundation.records import Example, Turn
 from datagen.foundation.task import Task, parse_json_answer, schema_errors
 from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import Endpoint
@@ -72,15 +72,19 @@ def sample_policy(prompts: list[Example], task: Task, config: PolicySamplingConf
 
 
 def prompts_from_sft_rows(rows: list[dict], task: Task, run_id: str) -> list[Example]:
-    """The training prompts with their labels, from TRL `messages` rows: the user turn is
-    the prompt, the assistant turn the label. Rows whose answer is not the task's JSON
-    (replay rows of general instructions) are left out: no verifier can judge them."""
+    """The training prompts with their labels, from TRL `messages` rows: the last user turn
+    is the prompt, the turns before it its context, the last assistant turn the label. Rows
+    whose answer is not the task's JSON (replay rows of general instructions) are left out:
+    no verifier can judge them."""
     prompts = []
     for row in rows:
-        turns = {turn["role"]: turn["content"] for turn in row["messages"]}
-        answer = parse_json_answer(turns.get("assistant", ""))
-        if answer is None or schema_errors(task.answer_schema, answer) or "user" not in turns:
+        turns = [turn for turn in row["messages"] if turn["role"] != "system"]
+        if len(turns) < 2 or [turn["role"] for turn in turns[-2:]] != ["user", "assistant"]:
             continue
-        prompts.append(Example(task=task.name, prompt=turns["user"], source=row.get("source") or "export",
-                               run_id=run_id, reference=canonical_json(answer)))
+        answer = parse_json_answer(turns[-1]["content"])
+        if answer is None or schema_errors(task.answer_schema, answer):
+            continue
+        prompts.append(Example(task=task.name, prompt=turns[-2]["content"], source=row.get("source") or "export",
+                               run_id=run_id, reference=canonical_json(answer),
+                               context=tuple(Turn(turn["role"], turn["content"]) for turn in turns[:-2])))
     return prompts

@@ -21,8 +21,15 @@ measurement into a memory test. Four methods, each for a kind of leak the others
   arXiv:2311.04850) show that training on paraphrased test rows lifts scores as much as
   training on the rows themselves.
 
+A conversation is audited turn by turn as well as whole: `exact`, `minhash` and `embedding`
+compare each of its user turns with a gold prompt (the closest turn counts), since a gold
+prompt hidden in the second turn of a chat resembles the chat's joined text far less than
+it resembles itself; `ngram` scans the joined turns, where a shared run is found wherever
+it stands.
+
 Input: gold rows and training rows (`evals/contamination/audit_inputs.py`'s `AuditRow`: id, where,
-prompt, answer); training rows are streamed in chunks, so a set larger than memory can be
+prompt, answer, and a conversation's user turns); training rows are streamed in chunks, so
+a set larger than memory can be
 audited. Output: per gold row its `top_k` closest training rows with every score, the
 shared spans and the methods that flagged it; a `risk` to sort by, the largest of each
 score divided by its threshold, so a risk of 1 or more means flagged.
@@ -177,35 +184,50 @@ class _Gold:
                 yield from ((t, g) for g in self.band_order[first[t] : last[t], band].tolist())
 
 
+class _Turns:
+    """A chunk's prompt texts, one per user turn, flat: row t's are `texts[starts[t]:starts[t + 1]]`."""
+
+    def __init__(self, chunk: list[AuditRow]):
+        self.texts = [text for row in chunk for text in row.prompt_texts]
+        self.row_of = np.repeat(np.arange(len(chunk)), [len(row.prompt_texts) for row in chunk])
+        self.starts = np.concatenate(([0], np.cumsum([len(row.prompt_texts) for row in chunk])))
+
+    def of(self, t: int) -> range:
+        return range(self.starts[t], self.starts[t + 1])
+
+
 def _candidates(gold: _Gold, chunk: list[AuditRow], config: AuditConfig, embed: Embed | None):
-    """(pairs (chunk row, gold row) worth scoring, their spans, signatures, similarities)."""
+    """(pairs (chunk row, gold row) worth scoring, their spans, the turns' signatures, the
+    rows' similarities: each the closest of its turns')."""
     pairs: set[tuple[int, int]] = set()
+    turns = _Turns(chunk)
     if "exact" in config.methods:
         for t, row in enumerate(chunk):
-            pairs.update((t, g) for g in gold.exact.get(normalized_hash(row.prompt), ()))
+            for text in row.prompt_texts:
+                pairs.update((t, g) for g in gold.exact.get(normalized_hash(text), ()))
     spans = {}
     if "ngram" in config.methods:
         spans = gold.ngrams.shared_spans([(row.prompt, row.answer) for row in chunk])
         pairs.update(spans)
-    chunk_signatures = similarities = None
+    turn_signatures = similarities = None
     if "minhash" in config.methods:
-        chunk_signatures = signatures([row.prompt for row in chunk], config.minhash, processes=1)
-        pairs.update(gold.lsh_candidates(chunk_signatures))
+        turn_signatures = signatures(turns.texts, config.minhash, processes=1)
+        pairs.update((int(turns.row_of[i]), g) for i, g in gold.lsh_candidates(turn_signatures))
     if "embedding" in config.methods:
-        similarities = embed([row.prompt for row in chunk]) @ gold.embeddings.T
+        similarities = np.maximum.reduceat(embed(turns.texts) @ gold.embeddings.T, turns.starts[:-1], axis=0)
         k = min(config.top_k, len(chunk))
         closest = np.argpartition(-similarities, k - 1, axis=0)[:k]
         pairs.update(zip(closest.ravel().tolist(), np.tile(np.arange(len(gold.rows)), k).tolist()))
-    return sorted(pairs), spans, chunk_signatures, similarities
+    return sorted(pairs), spans, (turns, turn_signatures), similarities
 
 
-def _match(gold: _Gold, t: int, g: int, row: AuditRow, spans, chunk_signatures, similarities, config) -> Match:
+def _match(gold: _Gold, t: int, g: int, row: AuditRow, spans, turn_signatures, similarities, config) -> Match:
     methods = config.methods
     flags: list[Method] = []
     ratios = [0.0]
     exact = None
     if "exact" in methods:
-        exact = g in gold.exact.get(normalized_hash(row.prompt), ())
+        exact = any(g in gold.exact.get(normalized_hash(text), ()) for text in row.prompt_texts)
         if exact:
             flags.append("exact")
             ratios.append(1.0)
@@ -220,7 +242,8 @@ def _match(gold: _Gold, t: int, g: int, row: AuditRow, spans, chunk_signatures, 
             ratios.append(1.0)
     jaccard = cosine = None
     if "minhash" in methods:
-        jaccard = estimated_jaccard(chunk_signatures[t], gold.signatures[g])
+        turns, chunk_signatures = turn_signatures
+        jaccard = max(estimated_jaccard(chunk_signatures[i], gold.signatures[g]) for i in turns.of(t))
         ratios.append(jaccard / config.minhash.threshold)
         if jaccard >= config.minhash.threshold:
             flags.append("minhash")
@@ -264,9 +287,9 @@ def audit(
     seen = scanned_bytes = 0
     for chunk, size in _chunks(train_rows, config.chunk_rows, config.chunk_bytes):
         scanned_bytes += size
-        pairs, spans, chunk_signatures, similarities = _candidates(gold, chunk, config, embed)
+        pairs, spans, turn_signatures, similarities = _candidates(gold, chunk, config, embed)
         for t, g in pairs:
-            match = _match(gold, t, g, chunk[t], spans, chunk_signatures, similarities, config)
+            match = _match(gold, t, g, chunk[t], spans, turn_signatures, similarities, config)
             if match.flagged_by:
                 flagged_train.setdefault(chunk[t].where, []).append(gold.rows[g].id)
             entry = (match.risk, -(seen + t), match)

@@ -10,11 +10,13 @@ messages or preference rows, Alpaca, ShareGPT, plain `prompt`/`response`), or a 
 export folder (`datagen/exports/formats.py`), of which `trl_sft/train.jsonl` and
 `trl_dpo/train.jsonl` are read: the other formats there hold the same rows again.
 
-A training row becomes one prompt text and one answer text, because that is all the
-audit compares. Unlike the importer, which builds single-turn Examples, the audit keeps
-every turn: a multi-turn chat is still trained on, so its user turns are joined into the
-prompt and its assistant turns into the answer. A preference row's answer is its chosen
-and its rejected answer, joined: a gold answer shown as either is in the training data.
+A training row becomes one prompt text and one answer text, and, for a conversation, each
+of its user turns on its own, because that is what the audit compares. Every turn counts:
+a conversation is trained on whole, so its user turns are joined into the prompt and its
+assistant turns into the answer, and each user turn is compared with the gold prompts by
+itself too (`audit.py`). A preference row's answer is its chosen and its rejected answer
+and the assistant turns of its shared history, joined: a gold answer shown as any of
+them is in the training data.
 System turns are left out; they are the task's instructions, the same on every row. An
 Alpaca row's prompt is its instruction and input joined, the way Alpaca's template shows
 them. A row that cannot be read is returned with its reason, never dropped silently.
@@ -30,7 +32,13 @@ from pathlib import Path
 from datagen.foundation.export_layout import TRAINING_FILES
 from datagen.foundation.records import Example, PreferencePair
 from datagen.foundation.row_files import RowFileError, json_type, read_rows
-from datagen.generation.import_layouts import RowRejected, UnknownLayout, detect_layout, read_turns
+from datagen.generation.import_layouts import (
+    RowRejected,
+    UnknownLayout,
+    detect_layout,
+    read_alpaca_history,
+    read_turns,
+)
 from datagen.generation.imports import ImportReject
 from gold.gold_root import GoldSetError, LockedGoldSet, open_version
 from gold.gold_sets import RECORDS
@@ -52,8 +60,19 @@ class AuditRow:
 
     id: str
     where: str
-    prompt: str
+    prompt: str  # a conversation's user turns, joined
     answer: str  # "" when the row has none
+    user_turns: tuple[str, ...] = ()  # a conversation's user turns one by one; empty for one turn
+
+    @property
+    def prompt_texts(self) -> tuple[str, ...]:
+        """What is compared with a gold prompt as a whole: each user turn."""
+        return self.user_turns or (self.prompt,)
+
+
+def _turn_texts(users: tuple[str, ...], answers: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
+    """(prompt, answer, user turns) of a conversation's turns; the turns only when there are several."""
+    return "\n\n".join(users), "\n\n".join(answers), users if len(users) > 1 else ()
 
 
 def _gold_answer(row: dict) -> str:
@@ -90,22 +109,25 @@ def train_files(path: Path) -> list[Path]:
     raise AuditInputError(f"{path}: no such file or folder")
 
 
-def _chat_texts(row: dict, layout: str) -> tuple[str, str]:
+def _chat_texts(row: dict, layout: str) -> tuple[str, str, tuple[str, ...]]:
     where, role_key, content_key, roles = _CHATS[layout]
     turns = read_turns(row.get(where), where, role_key, content_key, roles)
-    prompt = "\n\n".join(text for role, text in turns if role == "user")
+    prompt, answer, users = _turn_texts(_of_role(turns, "user"), _of_role(turns, "assistant"))
     if not prompt.strip():
         raise RowRejected(f"missing_turn: {where} has no user turn")
-    return prompt, "\n\n".join(text for role, text in turns if role == "assistant")
+    return prompt, answer, users
 
 
-def _side(row: dict, key: str, role: str) -> str:
-    """A preference field: a string, or a TRL message list of which the `role` turns count."""
+def _of_role(turns: list[tuple[str, str]], role: str) -> tuple[str, ...]:
+    return tuple(text for turn_role, text in turns if turn_role == role)
+
+
+def _side(row: dict, key: str) -> list[tuple[str, str]]:
+    """A preference field's turns: a string is one turn, of the role the field holds."""
     value = row.get(key)
     if isinstance(value, str):
-        return value
-    turns = read_turns(value, key, "role", "content", _CHATS["trl"][3])
-    return "\n\n".join(text for turn_role, text in turns if turn_role == role)
+        return [("user" if key == "prompt" else "assistant", value)]
+    return read_turns(value, key, "role", "content", _CHATS["trl"][3])
 
 
 def _text(row: dict, key: str) -> str:
@@ -117,27 +139,34 @@ def _text(row: dict, key: str) -> str:
     return value
 
 
-def row_texts(row: dict) -> tuple[str, str]:
-    """(prompt, answer) of a training row in any layout the importer knows."""
+def row_texts(row: dict) -> tuple[str, str, tuple[str, ...]]:
+    """(prompt, answer, user turns) of a training row in any layout the importer knows."""
     if all(key in row for key in _PAIR_KEYS):
-        return _side(row, "prompt", "user"), _side(row, "chosen", "assistant") + "\n\n" + _side(
-            row, "rejected", "assistant"
-        )
+        prompt = _side(row, "prompt")
+        answers = _of_role(prompt, "assistant") + _of_role(_side(row, "chosen"), "assistant") + _of_role(
+            _side(row, "rejected"), "assistant")
+        return _turn_texts(_of_role(prompt, "user"), answers)
     layout = detect_layout(row, "sft")
     if layout in _CHATS:
         return _chat_texts(row, layout)
     if layout == "alpaca":
         prompt = "\n\n".join(part for part in (_text(row, "instruction"), _text(row, "input")) if part.strip())
-        return prompt, _text(row, "output")
-    return _text(row, "prompt"), _text(row, "response")
+        history = [(turn.role, turn.content) for turn in read_alpaca_history(row)]
+        answers = _of_role(history, "assistant") + (_text(row, "output"),)
+        return _turn_texts(_of_role(history, "user") + (prompt,), answers)
+    return _text(row, "prompt"), _text(row, "response"), ()
 
 
-def record_texts(record: Example | PreferencePair) -> tuple[str, str, str]:
-    """(id, prompt, answer) of a build's record: an SFT row's response, a pair's chosen side
-    (its rejected side is a wrong answer, not a gold one)."""
+def record_texts(record: Example | PreferencePair) -> tuple[str, str, str, tuple[str, ...]]:
+    """(id, prompt, answer, user turns) of a build's record: an SFT row's answers, a pair's
+    chosen side (its rejected side is a wrong answer, not a gold one), and the assistant
+    turns of either's history."""
     if isinstance(record, PreferencePair):
-        return record.id, record.prompt, record.chosen
-    return record.id, record.prompt, record.response or ""
+        earlier = tuple(turn.content for turn in record.context if turn.role == "assistant")
+        return record.id, *_turn_texts(record.user_turns(), earlier + (record.chosen,))
+    if not record.context:
+        return record.id, record.prompt, record.response or "", ()
+    return record.id, *_turn_texts(record.user_turns(), record.assistant_turns())
 
 
 def read_train(path: Path, rejects: list[ImportReject]) -> Iterator[AuditRow]:
@@ -148,7 +177,7 @@ def read_train(path: Path, rejects: list[ImportReject]) -> Iterator[AuditRow]:
             try:
                 if row is None:
                     raise RowRejected(reason)
-                prompt, answer = row_texts(row)
+                prompt, answer, user_turns = row_texts(row)
             except RowRejected as rejected:
                 rejects.append(ImportReject(number, raw if raw is not None else json.dumps(row, default=str),
                                             f"{path}: {rejected}"))
@@ -157,7 +186,7 @@ def read_train(path: Path, rejects: list[ImportReject]) -> Iterator[AuditRow]:
                 rejects.append(ImportReject(number, raw or "", f"{path}: unknown_layout: {error}"))
                 continue
             where = f"{path}:{number}"
-            yield AuditRow(row["id"] if isinstance(row.get("id"), str) else where, where, prompt, answer)
+            yield AuditRow(row["id"] if isinstance(row.get("id"), str) else where, where, prompt, answer, user_turns)
     except RowFileError as error:
         raise AuditInputError(str(error)) from None
     except OSError as error:
