@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Example
 from datagen.foundation.task import Task, parse_json_answer, schema_errors
+from datagen.foundation.tool_calls import message_text
 from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import Endpoint
 from datagen.serving.endpoint import EndpointConfig, SamplingParams
@@ -77,7 +78,7 @@ def prompts_from_sft_rows(rows: list[dict], task: Task, run_id: str) -> list[Exa
     (replay rows of general instructions) are left out: no verifier can judge them."""
     prompts = []
     for row in rows:
-        turns = {turn["role"]: turn["content"] for turn in row["messages"]}
+        turns = {turn["role"]: message_text(turn) for turn in row["messages"]}  # a call's text, for a tool task
         answer = parse_json_answer(turns.get("assistant", ""))
         if answer is None or schema_errors(task.answer_schema, answer) or "user" not in turns:
             continue
