@@ -146,9 +146,9 @@ TEMPLATES = (
     Template("cancel_order/1", "{{ greeting }}Please cancel order {{ order_id }}, {{ cancellation.phrase }}."),
     Template("cancel_order/2", "{{ greeting }}{{ cancellation.phrase | capitalize }}, so I'd like to cancel "
              "{{ order_id }} before it ships."),
-    Template("issue_refund/1", "{{ greeting }}The {{ refund.item }} in order {{ order_id }} {{ refund.reason.phrase }}. "
-             "It cost €{{ '%.2f' | format(refund.price) }} of the €{{ '%.2f' | format(refund.total) }} I paid; "
-             "please refund it."),
+    Template("issue_refund/1", "{{ greeting }}The {{ refund.item }} in order {{ order_id }} "
+             "{{ refund.reason.phrase }}. It cost €{{ '%.2f' | format(refund.price) }} of the "
+             "€{{ '%.2f' | format(refund.total) }} I paid; please refund it."),
     Template("issue_refund/2", "{{ greeting }}Order {{ order_id }} (total €{{ '%.2f' | format(refund.total) }}): the "
              "{{ refund.item }} (€{{ '%.2f' | format(refund.price) }}) {{ refund.reason.phrase }}. I want my "
              "money back for it."),
