@@ -141,6 +141,14 @@ class BuildDatasetRecipe(BaseModel):
             raise ValueError("pairs.strategies has judge_ranked, so the recipe needs a judge section")
         return self
 
+    @model_validator(mode="after")
+    def _tools_to_send(self) -> "BuildDatasetRecipe":
+        asked = [index for index, teacher in enumerate(self.distill.teachers) if teacher.tool_calling == "api"]
+        if asked and not self.load_task().tools:
+            raise ValueError(f"distill.teachers[{asked[0]}] has tool_calling: api, but task {self.task} declares "
+                             "no tools")
+        return self
+
     @field_validator("task")
     @classmethod
     def _names_a_task(cls, path: str) -> str:

@@ -2,11 +2,12 @@
 
 It speaks the same HTTP API as `transformers serve`, vLLM or OpenAI (POST
 /v1/chat/completions), but its answers are chosen by the test: for each distinct user
-prompt, the k-th request gets `script(prompt, k)`, which returns the answer text, or a
-`Fault`: an HTTP error with headers (429 with Retry-After), a delay (a timeout), a dropped
-connection, or a malformed body. A conversation's requests
-share their last user turn ("Thanks!"), so a test of conversations passes `key`, which
-names a request by more of its messages than the last. A real model cannot be made to be right on one sample
+prompt, the k-th request gets `script(prompt, k)`, which returns the answer text, a whole
+assistant message (a dict, e.g. one with `tool_calls`), or a `Fault`: an HTTP error with
+headers (429 with Retry-After), a delay (a timeout), a dropped connection, or a
+malformed body. A conversation's requests share their last user turn ("Thanks!"), so a
+test of conversations passes `key`, which names a request by more of its messages than
+the last. A real model cannot be made to be right on one sample
 and wrong on another, or to fail on cue; this can, so tests can assert exact contents,
 retries and resumes. Real-model runs are covered by the other tests. `disconnects`
 counts the requests whose client left before the answer (a timeout, an abandoned request).
@@ -34,16 +35,20 @@ class Fault:
     body: str | None = None  # sent as is with status 200: a malformed body
 
 
-Script = Callable[[str, int], "str | Fault | tuple[int, str]"]
+Script = Callable[[str, int], "str | dict | Fault | tuple[int, str]"]
 
 
-def completion(content: str, model: str, number: int) -> dict:
+def completion(content: str | dict, model: str, number: int) -> dict:
+    """A chat completion answering `content`: a text, or a whole assistant message (one
+    with `tool_calls` ends on them, as OpenAI's do)."""
+    message = content if isinstance(content, dict) else {"role": "assistant", "content": content}
+    finish_reason = "tool_calls" if message.get("tool_calls") else "stop"
     return {
         "id": f"chatcmpl-{number}",
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": 0, "finish_reason": finish_reason, "message": message}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
 
@@ -80,7 +85,7 @@ class ScriptedTeacher(LoopbackServer):
             scripted = self.script(prompt, k)
             if isinstance(scripted, tuple):
                 scripted = Fault(status=scripted[0], message=scripted[1])
-            if isinstance(scripted, str):
+            if isinstance(scripted, (str, dict)):
                 await asyncio.sleep(self.answer_delay_s)
                 return web.json_response(completion(scripted, body["model"], len(self.requests)))
             await asyncio.sleep(scripted.delay_s)

@@ -39,7 +39,7 @@ from train.base_model import (
     optimizer_name,
     session_throughput,
 )
-from train.chat_template import pin_chat_template
+from train.chat_template import pin_chat_template, row_tools
 
 # TRL 1.16's DPO loss types (DPOConfig.loss_type).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -126,7 +126,8 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
     started = time.monotonic()
     # The SFT adapter's pinned template, checked again against the base model's own.
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    template = pin_chat_template(tokenizer, (Path(sft_adapter) / "chat_template.jinja").read_text())
+    template = pin_chat_template(tokenizer, (Path(sft_adapter) / "chat_template.jinja").read_text(),
+                                 with_tools=any(row_tools(row) for row in rows))
     model = PeftModel.from_pretrained(load_base_model(model_dir, quantization, config.dtype), str(sft_adapter),
                                       is_trainable=True)
     check = HandOffCheck(config.expected_first_loss(), config.hand_off_tolerance)
@@ -140,7 +141,9 @@ def run_dpo(config: DPOStageConfig, model_dir: Path, sft_adapter: Path, rows: li
         report_to="none", bf16=quantization == "qlora", use_cpu=not _cuda(), dataloader_pin_memory=_cuda(),
         activation_checkpointing=config.gradient_checkpointing, disable_tqdm=True,
     )
-    dataset = Dataset.from_list([{key: row[key] for key in ("prompt", "chosen", "rejected")} for row in rows])
+    keys = ("prompt", "chosen", "rejected", "tools") if any(row_tools(row) for row in rows) else (
+        "prompt", "chosen", "rejected")
+    dataset = Dataset.from_list([{key: row.get(key) for key in keys} for row in rows])
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
                          processing_class=tokenizer, callbacks=[check, *(callbacks or [])])
     initial = {name: param.detach().clone() for name, param in trainer.model.named_parameters() if param.requires_grad}

@@ -13,6 +13,8 @@ left out removes some, and either stops training with the row named.
 
 from __future__ import annotations
 
+from datagen.foundation.tool_calls import message_text
+
 END_OF_TURN = "<|im_end|>"
 
 
@@ -25,7 +27,8 @@ def supervised_text(tokenizer, input_ids: list[int], mask: list[int]) -> str:
 
 
 def expected_supervised_text(messages: list[dict], end_of_turn: str = END_OF_TURN) -> str:
-    return "".join(message["content"] + end_of_turn for message in messages if message["role"] == "assistant")
+    # An assistant's `tool_calls` are supervised as the text they render to.
+    return "".join(message_text(message) + end_of_turn for message in messages if message["role"] == "assistant")
 
 
 def check_loss_masks(tokenizer, rows: list[dict], tokenized: list[dict], end_of_turn: str = END_OF_TURN) -> dict:

@@ -1,7 +1,8 @@
 """SFT with LoRA on TRL's `SFTTrainer`: loss on the assistant's tokens only, checked.
 
 Input: chats (`{"id", "messages": [{"role", "content"}, ...]}`, TRL's conversational
-layout, as crucible exports them) and a base model folder. Output, in `out_dir`: the
+layout, as crucible exports them, with `tools` and assistant `tool_calls` for a task with
+tools) and a base model folder. Output, in `out_dir`: the
 LoRA adapter with its tokenizer and pinned chat template (`adapter/`), the trainer's
 log history (`log_history.json`) and `result.json` (losses, token counts, wall time,
 tokens/s), written last: a stage folder with `result.json` is complete.
@@ -35,7 +36,7 @@ from train.base_model import (
     optimizer_name,
     session_throughput,
 )
-from train.chat_template import pin_chat_template
+from train.chat_template import pin_chat_template, row_tools
 from train.loss_masks import check_loss_masks, mask_sample
 
 log = logging.getLogger("crucible.train")
@@ -87,7 +88,8 @@ def split_held_out(rows: list[dict], share: float) -> tuple[list[dict], list[dic
 def set_aside_long_rows(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dict], list[dict]]:
     kept, aside = [], []
     for row in rows:
-        length = len(tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
+        length = len(tokenizer.apply_chat_template(row["messages"], tools=row_tools(row), tokenize=True,
+                                                   return_dict=True)["input_ids"])
         (aside if length > max_length else kept).append(
             row if length <= max_length else {"id": row["id"], "reason": f"too_long: {length} > {max_length} tokens"})
     return kept, aside
@@ -105,7 +107,7 @@ def run_sft(config: SFTStageConfig, model_dir: Path, rows: list[dict], out_dir: 
     out_dir = Path(out_dir)
     started = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    template = pin_chat_template(tokenizer)
+    template = pin_chat_template(tokenizer, with_tools=any(row_tools(row) for row in rows))
     rows, too_long = set_aside_long_rows(tokenizer, rows, config.max_length)
     train_rows, held_out = split_held_out(rows, config.eval_share)
     if not train_rows:
@@ -121,7 +123,9 @@ def run_sft(config: SFTStageConfig, model_dir: Path, rows: list[dict], out_dir: 
         bf16=quantization == "qlora", use_cpu=not _cuda(), dataloader_pin_memory=_cuda(),
         activation_checkpointing=config.gradient_checkpointing, disable_tqdm=True,
     )
-    columns = lambda chats: Dataset.from_list([{"messages": row["messages"]} for row in chats])  # noqa: E731
+    # TRL's `tools` column only when rows carry tools: other tasks' datasets stay as they were.
+    keys = ("messages", "tools") if any(row_tools(row) for row in rows) else ("messages",)
+    columns = lambda chats: Dataset.from_list([{key: row.get(key) for key in keys} for row in chats])  # noqa: E731
     trainer = SFTTrainer(
         model=load_base_model(model_dir, quantization, config.dtype), args=args, train_dataset=columns(train_rows),
         eval_dataset=columns(held_out) if held_out else None, processing_class=tokenizer,
@@ -157,7 +161,7 @@ def _tokens_and_mask(prepared: dict, tokenizer, row: dict, packing: bool) -> tup
     if not packing:
         return prepared["input_ids"], [int(label != -100) for label in prepared["labels"]]
     # Packed rows mix chats: show the first chat as the template tokenizes it.
-    own = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True,
+    own = tokenizer.apply_chat_template(row["messages"], tools=row_tools(row), tokenize=True, return_dict=True,
                                         return_assistant_tokens_mask=True)
     return own["input_ids"], own["assistant_masks"]
 

@@ -58,7 +58,8 @@ class AnswerFilterConfig(BaseModel):
 
 def finished_normally(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
     # An imported answer was not generated here: it has no finish reason, nothing cut it off.
-    if answer.finish_reason == "stop" or (answer.finish_reason is None and answer.teacher is None):
+    # `tool_calls`: the endpoint ended the answer on a call (a teacher asked with `tool_calling: api`).
+    if answer.finish_reason in ("stop", "tool_calls") or (answer.finish_reason is None and answer.teacher is None):
         return True, ""
     if answer.finish_reason == "length":
         return False, "truncated: hit max_tokens"

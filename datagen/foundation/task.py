@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, Sequence
 from pydantic import BaseModel, ValidationError
 
 from datagen.foundation.records import Turn, context_messages
+from datagen.foundation.tool_calls import check_tools, system_with_tools, unwrap_tool_call
 
 # What every filter returns: keep or not, and the reason (`kind: detail`) when not.
 Verdict = tuple[bool, str]
@@ -96,6 +97,10 @@ class Task:
     # The default of `self_instruct.rejected_phrases` (datagen/generation/self_instruct.py):
     # whole words that show a teacher wrote the wrong kind of input for this task.
     self_instruct_rejected_phrases: tuple[str, ...] = ()
+    # Tools in OpenAI's format (`datagen/foundation/tool_calls.py`): the answer is then one call,
+    # `{"name", "arguments"}`, with `call_schema(tools)` as its schema. Every chat this task
+    # makes lists them in its system turn; TRL exports carry them in a `tools` column instead.
+    tools: tuple[dict, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [rule.field for rule in self.field_rules if rule.field not in self.answer_schema.model_fields]
@@ -108,6 +113,12 @@ class Task:
                              f"{self.answer_schema.__name__}")
         if bool(self.labelling_rules) != (self.rules_of is not None):
             raise ValueError(f"task {self.name}: labelling_rules and rules_of come together")
+        if self.tools:
+            check_tools(self.tools)
+            declared = [tool["function"]["name"] for tool in self.tools]
+            if label_fields(self.answer_schema).get("name") != declared:
+                raise ValueError(f"task {self.name}: declares tools {declared}, but its answer schema is not "
+                                 "their call_schema (datagen/foundation/tool_calls.py)")
 
     def rule_names(self, prompt: str, label: dict, template_id: str = "", note: str = "") -> tuple[str, ...]:
         """The labelling rules that decide this row (none for a task without rules); a name
@@ -128,7 +139,15 @@ class Task:
     @property
     def system_prompts(self) -> tuple[str, ...]:
         """Every system turn this task's rows may carry."""
-        return tuple(dict.fromkeys((self.system_prompt, self.training_system_prompt)))
+        prompts = (self.system_prompt, self.training_system_prompt)
+        with_tools = tuple(system_with_tools(prompt, self.tools) for prompt in prompts) if self.tools else ()
+        return tuple(dict.fromkeys(prompts + with_tools))
+
+    def system_turn(self, *, trained: bool = False, tools_in_system: bool = True) -> str:
+        """The system turn's text: with the task's tools listed, unless they travel apart
+        (a TRL row's `tools` column, a request's `tools`)."""
+        system = self.training_system_prompt if trained else self.system_prompt
+        return system_with_tools(system, self.tools) if self.tools and tools_in_system else system
 
     def render_answer(self, answer: dict) -> str:
         """An answer as the model should write it: JSON in schema field order, the same
@@ -145,13 +164,13 @@ class Task:
         return tuple(turns)
 
     def messages(self, prompt: str, *, few_shot: bool, trained: bool = False,
-                 context: Sequence[Turn] = ()) -> list[dict[str, str]]:
+                 context: Sequence[Turn] = (), tools_in_system: bool = True) -> list[dict[str, str]]:
         """The chat for one prompt. Teachers see the few-shot turns; training rows do not,
         because the fine-tuned model must produce the format without them. `trained`: the
         chat of a training row or a trained model, with `trained_system_prompt`. `context`:
         the conversation's earlier turns (`Example.context`), after the few-shot turns and
-        before `prompt`, the turn to answer."""
-        chat = [{"role": "system", "content": self.training_system_prompt if trained else self.system_prompt}]
+        before `prompt`, the turn to answer. `tools_in_system`: see `system_turn`."""
+        chat = [{"role": "system", "content": self.system_turn(trained=trained, tools_in_system=tools_in_system)}]
         if few_shot:
             chat += [dict(turn) for turn in self._few_shot_turns]
         chat += context_messages(tuple(context))
@@ -163,12 +182,14 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 def parse_json_answer(text: str) -> dict | None:
-    """The answer's JSON object, tolerating a Markdown code fence around it; None if none.
+    """The answer's JSON object, tolerating a Markdown code fence or the `<tool_call>` tags
+    of Hermes and Qwen chat templates around it; None if none. (Tags around another task's
+    answer are as harmless: its schema and verifier decide.)
 
     Anything else around the object (prose before or after) makes it unparseable: a
     training row must teach the bare format.
     """
-    stripped = text.strip()
+    stripped = unwrap_tool_call(text.strip())
     fenced = _FENCE.match(stripped)
     if fenced:
         stripped = fenced.group(1)

@@ -48,6 +48,7 @@ from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Turn
 from datagen.foundation.row_files import json_type
 from datagen.foundation.task import schema_errors
+from datagen.foundation.tool_calls import message_text
 
 Kind = Literal["prompts", "sft", "preference"]
 Layout = Literal["trl", "alpaca", "sharegpt", "plain"]
@@ -121,8 +122,18 @@ def read_turns(
         role = _text(item, role_key, f"{at}.{role_key}")
         if role not in roles:
             raise RowRejected(f"unknown_role: {at}.{role_key} is {role!r}, expected one of {', '.join(roles)}")
+        if item.get("tool_calls"):  # an assistant's call (TRL's layout): the call's text, as the model writes it
+            turns.append((roles[role], _call_text(item, at)))
+            continue
         turns.append((roles[role], _text(item, content_key, f"{at}.{content_key}")))
     return turns
+
+
+def _call_text(message: dict, at: str) -> str:
+    try:
+        return message_text(message)
+    except (KeyError, TypeError, AttributeError):
+        raise RowRejected(f"wrong_type: {at}.tool_calls is not a list of {{function: {{name, arguments}}}}") from None
 
 
 Conversation = tuple[str | None, tuple[Turn, ...], str, str | None]  # (system, context, prompt, answer)

@@ -23,6 +23,12 @@ is: a pair that differs on more (or on nothing) is not made, and why not is said
     due date for the issue date, the query sorted the other way.
   A task with no field that any of these can make wrong gets no pair on this axis, with
   the reason, never an error.
+- `wrong_arguments` (tasks with tools, `datagen/foundation/tool_calls.py`): the same call with
+  one argument wrong: a required one left out, one the tool does not declare added, or one
+  value changed (another value of an enum, by rule; the task's `plausible_wrong_values` for
+  `arguments`: a misread number, a swapped digit). Checked: the call names the same tool and
+  differs in that one argument, and the task rejects it on `arguments` alone (the schema, or
+  the verifier). A wrong tool is `one_wrong_field`'s: `name` is a closed set.
 
 Which preamble, field and value is picked by a hash of the chosen answer, so a run is
 reproducible and the picks spread evenly over the choices.
@@ -37,8 +43,9 @@ from typing import Any, Literal
 
 from datagen.foundation.hashing import canonical_json
 from datagen.foundation.task import Task, label_fields, parse_json_answer, schema_errors
+from datagen.foundation.tool_calls import tool_parameters
 
-Axis = Literal["broken_format", "needless_preamble", "one_wrong_field"]
+Axis = Literal["broken_format", "needless_preamble", "one_wrong_field", "wrong_arguments"]
 
 PREAMBLES = (
     "Sure! Here is the answer:\n\n",
@@ -110,6 +117,57 @@ def _one_wrong_field(chosen_text: str, chosen: dict, task: Task) -> tuple[str, s
     return task.render_answer(chosen), task.render_answer(rejected_answer), evidence
 
 
+def _argument_mistakes(task: Task, call: dict) -> list[dict]:
+    # Rule-made first: each required argument left out, each other value of an enum.
+    parameters = tool_parameters(task.tools)[call["name"]]
+    arguments = call["arguments"]
+    made = [{k: v for k, v in arguments.items() if k != name} for name in parameters.get("required", ())
+            if name in arguments]
+    for name, schema in parameters.get("properties", {}).items():
+        made += [dict(arguments, **{name: value}) for value in schema.get("enum", ()) if name in arguments]
+    if task.plausible_wrong_values is not None:
+        made += task.plausible_wrong_values("arguments", call)
+    return made
+
+
+def _one_argument_apart(chosen: dict, rejected: dict) -> str | None:
+    """The evidence when `rejected` differs from `chosen` in exactly one argument, else None."""
+    missing, added = chosen.keys() - rejected.keys(), rejected.keys() - chosen.keys()
+    changed = [name for name in chosen.keys() & rejected.keys() if canonical_json(chosen[name]) !=
+               canonical_json(rejected[name])]
+    if len(missing) + len(added) + len(changed) != 1:
+        return None
+    if missing:
+        return f"rejected leaves out the argument {missing.pop()}"
+    if added:
+        name = added.pop()
+        return f"rejected adds the argument {name}: {json.dumps(rejected[name])}"
+    name = changed[0]
+    return f"rejected sets arguments.{name}: {json.dumps(chosen[name])} -> {json.dumps(rejected[name])}"
+
+
+def _wrong_arguments(chosen_text: str, chosen: dict, task: Task) -> tuple[str, str, str]:
+    if not task.tools:
+        raise NoRejection("wrong_arguments: the task declares no tools")
+    if schema_errors(task.answer_schema, chosen):
+        raise NoRejection("wrong_arguments: the chosen answer does not fit the schema")
+    chosen = task.answer_schema.model_validate(chosen).model_dump(mode="json")  # arguments in declared order
+    usable: dict[str, tuple[dict, str]] = {}
+    for arguments in _argument_mistakes(task, chosen):
+        rejected = {"name": chosen["name"], "arguments": arguments}
+        evidence = _one_argument_apart(chosen["arguments"], arguments)
+        errors = schema_errors(task.answer_schema, rejected)
+        rejected_on_arguments = (all(error.startswith("arguments:") for error in errors) if errors
+                                 else task.compare(rejected, chosen) == ["arguments"])
+        if evidence and rejected_on_arguments:
+            usable.setdefault(canonical_json(arguments), (rejected, evidence))
+    if not usable:
+        raise NoRejection(f"wrong_arguments: no argument of {chosen['name']} can be made wrong alone")
+    rejected, evidence = list(usable.values())[_pick(chosen_text, "arguments", len(usable))]
+    # Laid out as render_answer lays out the chosen side, which a schema-invalid call cannot go through.
+    return task.render_answer(chosen), json.dumps(rejected), evidence
+
+
 def make_axis_rejection(chosen_text: str, axis: Axis, task: Task) -> tuple[str, str, str]:
     """(chosen text, rejected text, evidence) differing on `axis` only; raises NoRejection
     saying why when none can be made. The chosen text is `chosen_text` itself, except for
@@ -129,6 +187,8 @@ def make_axis_rejection(chosen_text: str, axis: Axis, task: Task) -> tuple[str, 
         if parse_json_answer(rejected) is not None or rejected[len(preamble):] != chosen_text:
             raise NoRejection("needless_preamble: the answer after a preamble still parses")
         return chosen_text, rejected, f"rejected opens with {preamble.strip()!r} before the JSON"
+    if axis == "wrong_arguments":
+        return _wrong_arguments(chosen_text, chosen, task)
     return _one_wrong_field(chosen_text, chosen, task)
 
 

@@ -61,6 +61,12 @@ class EndpointConfig(BaseModel):
     )
     weight: float = Field(1.0, gt=0, description="share of prompts sent to this teacher")
     structured_output: Literal["prompt", "json_schema"] = "prompt"
+    tool_calling: Literal["prompt", "api"] = Field(
+        "prompt", description="for a task with tools (datagen/foundation/tool_calls.py): `prompt` lists them in the "
+        "system turn, as crucible trains them, for endpoints whose chat template ignores `tools` (the embedded "
+        "SmolLM2's); `api` sends them as the request's `tools` with `tool_choice: required` (OpenAI; a vLLM "
+        "started with --enable-auto-tool-choice and a --tool-call-parser) and reads the answer's `tool_calls`",
+    )
     sampling: SamplingParams = SamplingParams()
     price: Price = Price()
     concurrency: int = Field(
@@ -95,6 +101,12 @@ class EndpointConfig(BaseModel):
             raise ValueError("a teacher with a base_url must also name its model")
         if self.base_url is None and (self.model or self.api_key_env):
             raise ValueError("model and api_key_env apply only with a base_url")
+        if self.base_url is None and self.tool_calling == "api":
+            raise ValueError("tool_calling: api needs a base_url: the embedded SmolLM2's chat template ignores "
+                             "tools, so they go in its system turn (tool_calling: prompt)")
+        if self.tool_calling == "api" and self.structured_output == "json_schema":
+            raise ValueError("tool_calling: api and structured_output: json_schema both shape the answer; "
+                             "choose one")
         if self.base_url is None and self.batch:
             raise ValueError("batch applies only to an endpoint with a base_url whose server offers a Batch API; "
                              "the embedded model has none")

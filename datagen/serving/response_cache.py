@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from datagen.foundation.hashing import canonical_json
+from datagen.foundation.tool_calls import message_text
 from datagen.serving.request_errors import MalformedBody
 
 _SCHEMA = """
@@ -67,11 +68,15 @@ class CachedResponse:
 
     @classmethod
     def from_completion(cls, completion: Any) -> "CachedResponse":
-        """The answer in a chat completion; `MalformedBody` if it has none."""
+        """The answer in a chat completion; `MalformedBody` if it has none. A message with
+        `tool_calls` is stored as the text of its calls (`tool_calls.message_text`), as a
+        model that writes its call as text would have answered."""
         if not getattr(completion, "choices", None):
             raise MalformedBody("response has no choices")
         choice = completion.choices[0]
         content = choice.message.content if choice.message else None
+        if choice.message and choice.message.tool_calls:
+            content = message_text(choice.message.model_dump())
         if not isinstance(content, str):
             raise MalformedBody("response choice has no message content")
         usage = completion.usage

@@ -9,7 +9,10 @@ separate requests (many servers ignore `n`), each with its own seed.
 Structured output is chosen per teacher: `json_schema` sends the task's answer schema as
 `response_format` for endpoints that enforce it (OpenAI, vLLM); `prompt` relies on the
 system prompt and few-shot turns and parses the answer, for endpoints that do not
-(`transformers serve` rejects `response_format`).
+(`transformers serve` rejects `response_format`). A task with tools is asked the same way
+per teacher (`tool_calling`): `prompt` lists the tools in the system turn; `api` sends them
+as the request's `tools`, which then join the sampling parameters, so the cache key and
+every answer's `teacher.sampling` say which way the teacher was asked.
 
 Input: Examples with a `prompt` (and usually a `reference`); a conversation's prompt is
 its latest user turn, answered with its earlier turns (`context`) in the chat. Output:
@@ -109,6 +112,16 @@ def response_format_for(task: Task, config: EndpointConfig) -> dict | None:
     }
 
 
+def tool_request_for(task: Task, config: EndpointConfig) -> dict:
+    """What a request to this teacher adds for a task with tools: nothing when they are in
+    the system turn (`tool_calling: prompt`), else the tools and `tool_choice: required`."""
+    if config.tool_calling == "prompt":
+        return {}
+    if not task.tools:
+        raise ValueError(f"a teacher has tool_calling: api, but task {task.name} declares no tools")
+    return {"tools": [dict(tool) for tool in task.tools], "tool_choice": "required"}
+
+
 async def answer_prompts(
     prompts: list[Example],
     task: Task,
@@ -135,6 +148,7 @@ async def answer_prompts(
         for endpoint, teacher in zip(endpoints, config.teachers, strict=True)
     ]
     response_formats = [response_format_for(task, teacher) for teacher in config.teachers]
+    tool_requests = [tool_request_for(task, teacher) for teacher in config.teachers]
     weights = [t.weight for t in config.teachers]
     jobs = [(p, i) for p in prompts for i in range(config.samples_per_prompt)]
     answers: list[Example | None] = [None] * len(jobs)
@@ -148,9 +162,10 @@ async def answer_prompts(
     async def answer(slot: int, prompt: Example, sample_index: int) -> None:
         index = pick_teacher(prompt.id, weights)
         teacher, client = config.teachers[index], clients[index]
-        sampling = teacher.sampling.model_dump()
+        sampling = teacher.sampling.model_dump() | tool_requests[index]
         sampling["seed"] = request_seed(teacher.sampling.seed, prompt.id, sample_index)
-        messages = task.messages(prompt.prompt, few_shot=few_shot, trained=trained, context=prompt.context)
+        messages = task.messages(prompt.prompt, few_shot=few_shot, trained=trained, context=prompt.context,
+                                 tools_in_system=not tool_requests[index])
         try:
             response = await client.ask(messages, sampling, sample_index, response_formats[index],
                                         may_send=lambda: not stop())

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from datagen.foundation.hashing import canonical_json
 from datagen.foundation.records import Example, Turn
 from datagen.foundation.task import Task, parse_json_answer, schema_errors
+from datagen.foundation.tool_calls import message_text
 from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import Endpoint
 from datagen.serving.endpoint import EndpointConfig, SamplingParams
@@ -81,10 +82,10 @@ def prompts_from_sft_rows(rows: list[dict], task: Task, run_id: str) -> list[Exa
         turns = [turn for turn in row["messages"] if turn["role"] != "system"]
         if len(turns) < 2 or [turn["role"] for turn in turns[-2:]] != ["user", "assistant"]:
             continue
-        answer = parse_json_answer(turns[-1]["content"])
+        answer = parse_json_answer(message_text(turns[-1]))  # a call's text, for a tool task
         if answer is None or schema_errors(task.answer_schema, answer):
             continue
         prompts.append(Example(task=task.name, prompt=turns[-2]["content"], source=row.get("source") or "export",
                                run_id=run_id, reference=canonical_json(answer),
-                               context=tuple(Turn(turn["role"], turn["content"]) for turn in turns[:-2])))
+                               context=tuple(Turn(turn["role"], message_text(turn)) for turn in turns[:-2])))
     return prompts
