@@ -481,7 +481,6 @@ def test_a_conversation_task_builds_and_exports_every_turn(tmp_path):
     customer continues, each last turn answered by the teacher with its history, verified
     against the generator's label, and exported with every turn in each format."""
     from datagen.tasks.support_conversation import TASK as TALK
-    from datagen.teacher.simulate_users import UserSimulationConfig
 
     shots = 1 + 2 * len(TALK.few_shot)
     follow_up = "Can someone call me back today?"

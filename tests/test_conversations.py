@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import json
 import random
-from pathlib import Path
 
 import polars as pl
 import pytest
