@@ -50,11 +50,17 @@ def ablation_changes(ablation) -> list[str]:
         changes.append("SFT rows only from " + ", ".join(f"`{source}`" for source in ablation.sft_sources))
     if ablation.sft_share is not None:
         changes.append(f"{ablation.sft_share:.0%} of the SFT rows (seed {ablation.seed})")
+    if ablation.exclude_sources is not None:
+        changes.append("SFT rows without those from " + ", ".join(f"`{source}`" for source in ablation.exclude_sources))
     if ablation.pair_strategies is not None:
         changes.append("pairs only of " + ", ".join(f"`{strategy}`" for strategy in ablation.pair_strategies))
     if not ablation.dpo:
         changes.append("no DPO")
-    if ablation.replay is not None:
+    elif not ablation.on_policy:
+        changes.append("DPO on the build's pairs, not on-policy ones")
+    if ablation.replay is False:
+        changes.append("no replay")
+    elif ablation.replay is not None:
         settings = ", ".join(f"{key}={value}" for key, value in ablation.replay.model_dump(mode="json").items())
         changes.append(f"replay ({settings})")
     return changes

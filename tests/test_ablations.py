@@ -106,3 +106,13 @@ def test_the_demo_preflight_evaluates_baselines_and_the_pilot_and_its_ablations_
     names = [c.name for c in candidates(ablations, Path("pilot"), adapters, Path("pilot/dpo/adapter"))]
     assert names == ["base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo",
                      "ablation no-on-policy", "ablation no-replay", "ablation no-seed"]
+
+
+def test_the_report_says_in_words_what_each_kind_of_ablation_changed():
+    from evals.preflight_explanations import ablation_changes
+
+    said = {name: ablation_changes(Ablation(name=name, description="?", **fields)) for name, fields in {
+        "no-replay": {"replay": False}, "no-on-policy": {"on_policy": False}, "no-dpo": {"dpo": False},
+        "no-seed": {"exclude_sources": ["gold-seed:"]}, "pilot": {}}.items()}
+    assert said == {"no-replay": ["no replay"], "no-on-policy": ["DPO on the build's pairs, not on-policy ones"],
+                    "no-dpo": ["no DPO"], "no-seed": ["SFT rows without those from `gold-seed:`"], "pilot": []}
