@@ -22,7 +22,8 @@ honest than comparing two separately computed intervals.
 
 Per-row primary metrics: `exact` (every field right and the answer valid) or
 `field_accuracy` (the share of answer fields right on that row, 0 for an invalid
-answer), which still moves when no model gets whole objects right.
+answer), which still moves when no model gets whole objects right; for a text task,
+`check_share` (the share of the row's checks its reply passes, `evals/check_scores.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from evals.failure_causes import forgetting_cause, format_cause, rule_cause, weakest_rule
 from evals.target_scores import RESAMPLES
 
-PrimaryMetric = Literal["exact", "field_accuracy"]
+PrimaryMetric = Literal["exact", "field_accuracy", "check_share"]
 
 
 @dataclass
@@ -49,6 +50,8 @@ class CandidateScores:
     def primary(self, metric: PrimaryMetric, fields: int) -> np.ndarray:
         if metric == "exact":
             return np.array([row["exact"] for row in self.target_rows], dtype=float)
+        if metric == "check_share":
+            return np.array([row["check_share"] for row in self.target_rows], dtype=float)
         return np.array([(fields - len(row["wrong_fields"])) / fields for row in self.target_rows], dtype=float)
 
     def regression(self) -> np.ndarray:

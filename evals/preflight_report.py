@@ -59,17 +59,20 @@ def _save(figure: Figure, path: Path, *axes_list) -> Path:
     return path
 
 
-def plot_field_accuracy(results: dict[str, dict], fields: list[str], path: Path) -> Path:
+def plot_field_accuracy(results: dict[str, dict], fields: list[str], path: Path, key: str = "field_accuracy",
+                        title: str = "Per-field accuracy by model") -> Path:
+    """Bars of `summary[key][field]` per model: accuracy per field, or a text task's pass
+    rate per check kind (`key="check_pass_rate"`)."""
     figure = _figure()
     axes = figure.add_subplot()
     width = 0.8 / max(1, len(results))
     for index, (name, summary) in enumerate(results.items()):
-        values = [summary["field_accuracy"][field]["value"] for field in fields]
+        values = [(summary[key].get(field) or {}).get("value") or 0 for field in fields]
         axes.bar(np.arange(len(fields)) + index * width, values, width, label=name)
     axes.set_xticks(np.arange(len(fields)) + 0.4 - width / 2, fields)
     axes.set_ylim(0, 1)
-    axes.set_ylabel("accuracy on the gold set")
-    axes.set_title("Per-field accuracy by model")
+    axes.set_ylabel("share on the gold set")
+    axes.set_title(title)
     return _save(figure, path, axes)
 
 
@@ -134,6 +137,42 @@ def _training_rows(training: dict[str, Path]) -> list[list[str]]:
     return rows
 
 
+def _field_tables(task, target: dict[str, dict]):
+    """A JSON task's comparison columns (parsing, schema, exact match, the macro-F1 of its
+    first closed-set field, its own field rules: a report shows the columns of its task and
+    no other's) and its accuracy per field."""
+    enum_fields = list(next(iter(target.values()))["macro_f1"])[:1]
+    header = (["model", "JSON parses", "schema-valid", "exact match"] + [f"{name} macro-F1" for name in enum_fields]
+              + [f"{rule.title} (parsed)" for rule in task.field_rules] + ["regression accuracy", "verdict"])
+
+    def columns(summary: dict) -> list[str]:
+        return ([_shown(summary["parse_rate"]), _shown(summary["schema_valid_rate"]), _shown(summary["exact"])]
+                + [_shown(summary["macro_f1"][name]) for name in enum_fields]
+                + [_shown(summary["field_valid_when_parsed"][rule.field]) for rule in task.field_rules])
+
+    return header, columns, "Accuracy per field by model", list(task.answer_schema.model_fields), "field_accuracy"
+
+
+def _check_tables(task, target: dict[str, dict]):
+    """A text task's comparison columns (`evals/check_scores.py`: replies given, every check
+    passed, the row score the verdict compares, all checks together) and its pass rate per
+    check kind, with Wilson intervals."""
+    header = ["model", "replies given", "all checks pass", "row score (check share)", "checks passed",
+              "regression accuracy", "verdict"]
+
+    def columns(summary: dict) -> list[str]:
+        return [_shown(summary["parse_rate"]), _shown(summary["exact"]), _shown(summary["check_share"]),
+                _passed(summary["checks_passed"])]
+
+    kinds = list(dict.fromkeys(kind for summary in target.values() for kind in summary["check_pass_rate"]))
+    return header, columns, "Pass rate per check kind by model", kinds, "check_pass_rate"
+
+
+def _passed(stats: dict) -> str:
+    low, high = stats["ci95"]
+    return f"{stats['right']}/{stats['n']} {stats['value']:.3f} [{low:.2f}, {high:.2f}]"
+
+
 def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: dict, gold: tuple,
                  training: dict[str, Path], metric: str, tolerance: float, min_schema_valid: float, rules: dict[str, dict] | None = None,
                  ablations: list = (), ablations_folder: Path | None = None) -> str:
@@ -141,35 +180,25 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
     rules); `ablations` and `ablations_folder`: the recipe's ablations and where their exports are."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    fields = list(task.answer_schema.model_fields)
     target, regression, target_rows = {}, {}, {}
     for candidate in candidates:
         folder = evals / candidate.folder
         target[candidate.name], target_rows[candidate.name] = _read(folder, "target")
         regression[candidate.name] = _read(folder, "regression")[0]
-    # Macro-F1 of the first closed-set field, if the schema has one, and the task's own
-    # field rules: a report shows the columns of its task and no other's.
-    enum_fields = list(next(iter(target.values()))["macro_f1"])[:1]
+    tables = _check_tables if task.answer_format == "text" else _field_tables
+    comparison_header, columns, per_field_title, fields, key = tables(task, target)
     comparison = []
     for candidate in candidates:
-        summary, reg = target[candidate.name], regression[candidate.name]
+        reg = regression[candidate.name]
         verdict = verdicts.get(candidate.name, {}).get("verdict", "baseline")
-        comparison.append(
-            [candidate.name, _shown(summary["parse_rate"]), _shown(summary["schema_valid_rate"]), _shown(summary["exact"])]
-            + [_shown(summary["macro_f1"][name]) for name in enum_fields]
-            + [_shown(summary["field_valid_when_parsed"][rule.field]) for rule in task.field_rules]
-            + [_shown(reg["accuracy"]) if reg else "–", f"**{verdict}**"])
-    comparison_header = (["model", "JSON parses", "schema-valid", "exact match"]
-                         + [f"{name} macro-F1" for name in enum_fields]
-                         + [f"{rule.title} (parsed)" for rule in task.field_rules]
-                         + ["regression accuracy", "verdict"])
-    per_field = [[name] + [_shown(summary["field_accuracy"][field]) for field in fields]
-                 for name, summary in target.items()]
+        comparison.append([candidate.name] + columns(target[candidate.name])
+                          + [_shown(reg["accuracy"]) if reg else "–", f"**{verdict}**"])
+    per_field = [[name] + [_shown(summary[key].get(field)) for field in fields] for name, summary in target.items()]
     skills = sorted({skill for reg in regression.values() if reg for skill in reg["by_skill"]})
     per_skill = [[name] + [_shown(reg["by_skill"].get(skill)) for skill in skills]
                  for name, reg in regression.items() if reg]
 
-    images = [plot_field_accuracy(target, fields, plots / "field-accuracy.png"),
+    images = [plot_field_accuracy(target, fields, plots / "field-accuracy.png", key, per_field_title),
               plot_validity_by_length(target_rows, plots / "validity-by-length.png")]
     images += [path for run, train_out in training.items()
                if (path := plot_losses(run, train_out, plots / f"loss-{run}.png")) is not None]
@@ -181,7 +210,10 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
         f"Target eval: locked gold set `{target_gold.name}` ({len(target_gold.rows)} rows, sha256 "
         f"`{target_gold.manifest['sha256'][:16]}…`), verified before use. Regression eval: `{regression_gold.name}` "
         f"({len(regression_gold.rows)} rows). Every score is computed by code; brackets are bootstrap 95% "
-        "intervals (1,000 resamples of the gold rows).", "",
+        "intervals (1,000 resamples of the gold rows)"
+        + ("; a text task's replies are scored by every check of their gold row (`evals/check_scores.py`), and "
+           "the pass rates of all checks and of each kind have Wilson 95% intervals, a schema-valid answer being a "
+           "reply that is not blank." if task.answer_format == "text" else "."), "",
         "## Comparison", "",
         table(comparison_header, comparison), "",
         "## Verdicts", "",
@@ -200,7 +232,7 @@ def write_report(out: Path, *, task, candidates: list, evals: Path, verdicts: di
     lines += [f"- **{candidate.name}** ({candidate.role}): {candidate.description}" for candidate in candidates]
     if ablations:
         lines += ["", "## What each ablation changed", "", ablations_table(list(ablations), ablations_folder)]
-    lines += ["", "## Accuracy per field", "", table(["model"] + fields, per_field), ""]
+    lines += ["", f"## {per_field_title.replace(' by model', '')}", "", table(["model"] + fields, per_field), ""]
     if rules:
         lines += ["## Accuracy per labelling rule", "",
                   ("Each gold row is scored on the field of every rule that decides it (the rules and how a gold "

@@ -9,6 +9,10 @@ prompt, output, its length, parsed, schema-valid, the fields it got wrong, exact
 for inspection, and the summary of `evals.target_scores.summarize` (rates with bootstrap
 95% intervals, per-field accuracy, macro-F1, each field's own rule).
 
+A text task's replies are scored by the checks of each gold row instead
+(`evals.check_scores`): every check's verdict per row, the row's share of checks passed,
+and each check kind's pass rate with its Wilson interval.
+
 No LLM ever judges a gold row: the gold set's whole value is that its scores are code
 applied to human labels.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from datagen.foundation.records import Turn, check_context
+from evals.check_scores import score_reply, summarize_checks
 from evals.target_scores import score_row, summarize
 from gold.gold_root import LockedGoldSet
 
@@ -39,6 +44,12 @@ def score_target_outputs(task, locked: LockedGoldSet, outputs: list[str], seed: 
     if len(outputs) != len(locked.rows):
         raise ValueError(f"{len(outputs)} outputs for the {len(locked.rows)} rows of {locked.name}")
     references = [row["reference"] for row in locked.rows]
+    if task.answer_format == "text":
+        rows = [{"gold_id": gold["id"], "prompt": gold["prompt"], "output": output, "output_chars": len(output),
+                 **score_reply(output, gold["reference"]), "reference": gold["reference"],
+                 **({"context": gold["context"]} if gold.get("context") else {})}
+                for gold, output in zip(locked.rows, outputs)]
+        return rows, summarize_checks(rows, seed) | {"gold_set": locked.ref()}
     scores = [score_row(task, output, reference) for output, reference in zip(outputs, references)]
     rows: list[dict[str, Any]] = []
     for gold, output, score in zip(locked.rows, outputs, scores):

@@ -75,7 +75,7 @@ from datagen.generation.seed_examples import (
 from datagen.generation.self_instruct import SelfInstructConfig
 from datagen.judge.judge_answers import JudgeConfig
 from datagen.pairs.pair_report import pair_report, pair_report_markdown
-from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, build_pairs
+from datagen.pairs.preference_pairs import PairSources, PreferencePairConfig, build_pairs, unfit_strategies
 from datagen.reports.build_summary import run_summary, seed_set_summary, summary_markdown
 from datagen.reports.curation_report import curation_html, curation_markdown, curation_report
 from datagen.reports.rule_coverage import rule_coverage
@@ -147,6 +147,15 @@ class BuildDatasetRecipe(BaseModel):
         if asked and not self.load_task().tools:
             raise ValueError(f"distill.teachers[{asked[0]}] has tool_calling: api, but task {self.task} declares "
                              "no tools")
+        return self
+
+    @model_validator(mode="after")
+    def _pairs_fit_the_answer_format(self) -> "BuildDatasetRecipe":
+        task = self.load_task()
+        unfit = unfit_strategies(self.pairs.strategies, task)
+        if unfit:
+            raise ValueError(f"pairs.strategies: {', '.join(unfit)} cannot make pairs of {task.name}'s "
+                             f"{task.answer_format} answers (datagen/pairs/preference_pairs.py)")
         return self
 
     @field_validator("task")

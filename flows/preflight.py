@@ -38,7 +38,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datagen.foundation.run_store import write_text_atomic
-from datagen.foundation.task import import_task
+from datagen.foundation.task import Task, import_task
 from datagen.serving.adapter_servers import AdapterServers
 from datagen.serving.client import TeacherError
 from datagen.serving.embedded_model import embedded_model_dir
@@ -67,7 +67,8 @@ class PreflightRecipe(BaseModel):
     train_recipe: Path = Field(description="the pilot's training recipe (flows/train_sft_dpo.py); its "
                                "contamination_gate.gold_root is where the evals' gold sets are read too")
     regression_set: str = Field("general_regression", description="the locked set that catches forgetting")
-    metric: PrimaryMetric = Field("field_accuracy", description="the per-row target metric verdicts compare")
+    metric: PrimaryMetric = Field("field_accuracy", description="the per-row target metric verdicts compare; "
+                                  "check_share for a text task")
     regression_tolerance: float = Field(0.05, ge=0, le=1,
                                         description="the largest regression-accuracy drop an escalated fine-tune may have")
     min_schema_valid: float = Field(0.98, ge=0, le=1, description="the least share of schema-valid gold answers an "
@@ -97,10 +98,22 @@ class PreflightRecipe(BaseModel):
             raise ValueError("the teacher baseline is a server: give its base_url and model")
         return teacher
 
+    def check_answer_format(self, task: Task) -> None:
+        """A text task's replies are scored by checks: its metric is `check_share`, and no
+        schema holds its decoding (its schema is its label's); a JSON task's are not."""
+        text = task.answer_format == "text"
+        if text != (self.metric == "check_share"):
+            raise RecipeError(f"metric: {self.metric} does not score {task.name}'s {task.answer_format} answers: "
+                              + ("use check_share" if text else "check_share is for text tasks"))
+        if text and self.constrained_baseline:
+            raise RecipeError(f"constrained_baseline: {task.name} answers in text, which no JSON schema holds: "
+                              "set it to false")
+
     def pilot(self) -> TrainRecipe:
         """The training recipe, its gate checking the regression set too: no row the pilot
         or an ablation trains on (replay rows above all) may come close to a row it is scored on."""
         pilot = load_recipe(self.train_recipe, TrainRecipe)
+        self.check_answer_format(import_task(pilot.task))
         gate = pilot.contamination_gate
         if self.regression_set in gate.also_against:
             return pilot

@@ -198,23 +198,26 @@ def ask_student(store: RunStore, task_: Task, student: EndpointConfig, distill: 
 @task(cache_policy=NO_CACHE)
 def judge_answers(store: RunStore, task_: Task, config: JudgeConfig, cache_path: Path | None, servers: ModelServers,
                   gold: GoldPromptIndex) -> None:
-    """Judge-ranked pairs for the prompts no verifier can rank: those with no known label;
-    `gold` (every locked row, verified) is what the judge must never be shown."""
-    unlabelled = [a for a in examples_from_frame(store.read("verified")) if a.reference is None]
+    """Judge-ranked pairs for the prompts no verifier can rank: those with no known label,
+    and for a text task also replies that pass every check of theirs (checks verify part of
+    a reply: which of two that pass them all reads better is the judge's to say); `gold`
+    (every locked row, verified) is what the judge must never be shown."""
+    to_judge = [a for a in examples_from_frame(store.read("verified"))
+                if a.reference is None or task_.answer_format == "text"]
     endpoint = servers.endpoint(config.endpoint)
-    teachers = sorted({a.teacher.model for a in unlabelled if a.teacher is not None})
+    teachers = sorted({a.teacher.model for a in to_judge if a.teacher is not None})
     warning = family_warning(endpoint.model, teachers)
     if warning:
         get_run_logger().warning("%s", warning)
     cache = _response_cache(cache_path)
     try:
         with teacher_progress("judge verdicts", "judge-verdicts") as on_progress, graceful_stop() as stop:
-            ranking = asyncio.run(judge_ranked_pairs(unlabelled, task_, config, endpoint, cache,
+            ranking = asyncio.run(judge_ranked_pairs(to_judge, task_, config, endpoint, cache,
                                                      on_progress=on_progress, should_stop=stop.requested,
                                                      gold=gold))
     finally:
         cache.close()
-    by_id = {a.id: a for a in unlabelled}
+    by_id = {a.id: a for a in to_judge}
     bias = length_bias(ranking.verdicts, by_id)
     correlation = length_score_correlation(ranking.scores, by_id)
     store.write_stage(

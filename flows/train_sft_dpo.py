@@ -84,6 +84,9 @@ class TrainRecipe(BaseModel):
     def _on_policy_needs_dpo(self) -> "TrainRecipe":
         if self.on_policy is not None and self.dpo is None:
             raise ValueError("on_policy pairs are for DPO: give a dpo section, or drop on_policy")
+        if self.on_policy is not None and import_task(self.task).answer_format == "text":
+            raise ValueError("on_policy reads each prompt's label back from the export's answer, and a text task's "
+                             "checks are not in its reply: drop on_policy")
         return self
 
     def export_dir(self) -> Path:

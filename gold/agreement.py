@@ -19,6 +19,11 @@ answer, and the approved final answer where there is one) and the task's form fi
 Per labeler: the same figures over the pairs they are in, and `vs_final`, the share of
 their labels that match the reviewer's approved answer, field by field. Labels that
 propose discarding a record have no answer and are left out.
+
+A text set's checks field (`check_agreement.py`) adds a field per check kind
+(`checks.must_mention`: the label's checks of that kind), with agreement and kappa like
+any categorical field, and `cross_pass` beside the checks field's and each kind's figures:
+how often one labeler's reply passes the checks the other wrote.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Callable
 
 from sklearn.metrics import cohen_kappa_score
 
+from gold.check_agreement import cross_pass, with_check_kinds
 from gold.gold_sets import FormField
 
 
@@ -51,6 +57,9 @@ def _weighted_mean(values: list[tuple[float | None, int]]) -> float | None:
 
 
 def agreement(labels: list[dict], fields: list[FormField], compare: Callable[[dict, dict], list[str]]) -> dict:
+    checks_fields = [field.name for field in fields if field.kind == "checks"]
+    crossed = cross_pass(labels) if checks_fields else None
+    labels, fields, compare = with_check_kinds(labels, fields, compare)
     answered = [label for label in labels if label["answer"] is not None and not label.get("discard_reason")]
     by_record: dict[int, list[dict]] = defaultdict(list)
     for label in answered:
@@ -92,6 +101,11 @@ def agreement(labels: list[dict], fields: list[FormField], compare: Callable[[di
         set_fields[field.name] = {"agreement": _share(agree[field.name]), "identical": _share(same[field.name])}
         if field.categorical:
             set_fields[field.name]["kappa"] = kappa_over(pairs, field.name)
+    for name in checks_fields:
+        set_fields[name]["cross_pass"] = crossed["all"]
+        for kind, share in crossed.items():
+            if kind != "all":
+                set_fields[f"{name}.{kind}"]["cross_pass"] = share
 
     labelers = {}
     for name in sorted({label["labeler"] for label in answered}):

@@ -35,6 +35,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
+from datagen.foundation.text_checks import CHECK_KINDS
 from gold.agreement import agreement
 from gold.gold_sets import GUIDELINES, PURPOSES, GoldSetError, Purpose, form_fields, set_dir
 from gold.labeling_store import (
@@ -274,7 +275,7 @@ def create_app(db: Path, gold_root: Path, https: bool = False) -> FastAPI:
         answered = [label["answer"] for label in record["labels"] if label["answer"]]
         differing = {field for a, b in combinations(answered, 2) for field in schema.compare(a, b)}
         return page(request, "record.html", user, gold_set=store.gold_set(name), record=record,
-                    fields=form_fields(schema.answer_schema), differing=differing)
+                    fields=form_fields(schema.answer_schema), differing=differing, check_kinds=CHECK_KINDS)
 
     @app.get("/sets/{name}/guidelines", response_class=HTMLResponse)
     def guidelines_page(request: Request, name: str, user: User = Depends(current_user),

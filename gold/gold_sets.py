@@ -14,7 +14,9 @@ A set's labels follow a task's answer schema: the set names the task by import p
 pydantic model) and `compare(answer, reference) -> [fields that differ]` will do. The
 labelers' form is built from the schema and agreement is judged by `compare`, the same
 function that scores models against the gold answer, so "two labelers agree" and "the
-model is right" mean the same thing.
+model is right" mean the same thing. A text task (`Task.answer_format`) is the exception:
+its labels are a reference reply and checks, a model's reply is scored by the checks, and
+two labels are compared by `Task.compare_labels` (do they hold the same checks).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Callable, Literal, get_args
 
 from pydantic import BaseModel
 
-from datagen.foundation.task import import_task
+from datagen.foundation.task import Task, import_task
 
 GOLD_ROOT = Path("gold/sets")
 # The layout of a set folder: the guidelines labelers follow, one folder per locked
@@ -96,7 +98,8 @@ def load_label_schema(path: str) -> LabelSchema:
     if missing:
         raise GoldSetError(f"task {path} has no {', '.join(missing)}: a gold set's task needs a name, "
                            "an answer_schema and a compare function")
-    return LabelSchema(task.name, task.answer_schema, task.compare)
+    compare = task.compare_labels if isinstance(task, Task) and task.compare_labels is not None else task.compare
+    return LabelSchema(task.name, task.answer_schema, compare)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class FormField:
 
     name: str
     title: str
-    kind: Literal["select", "checkbox", "text", "json"]
+    kind: Literal["select", "checkbox", "text", "json", "longtext", "checks"]
     options: tuple[str, ...] = ()
     nullable: bool = False  # an empty text box means null
     description: str = ""
@@ -116,9 +119,14 @@ class FormField:
         return self.kind in ("select", "checkbox")
 
 
+# The editors a field may ask for by its schema's `x-form` (`text_checks.TextReference`):
+# a text area for a reply, and the checks editor, a row of inputs per check.
+FORM_HINTS = ("longtext", "checks")
+
+
 def form_fields(answer_schema: type[BaseModel]) -> list[FormField]:
-    """A select for an enum, a checkbox for a bool, a text box for a (nullable) string, and
-    a JSON editor for anything else."""
+    """A select for an enum, a checkbox for a bool, a text box for a (nullable) string, the
+    editor a field's `x-form` names, and a JSON editor for anything else."""
     schema = answer_schema.model_json_schema()
     fields = []
     for name, spec in schema["properties"].items():
@@ -127,7 +135,9 @@ def form_fields(answer_schema: type[BaseModel]) -> list[FormField]:
         nullable = len(types) < len(choices)
         title, description = spec.get("title", name), spec.get("description", "")
         only = _resolve(types[0], schema) if len(types) == 1 else {}
-        if "enum" in only:
+        if spec.get("x-form") in FORM_HINTS:
+            fields.append(FormField(name, title, spec["x-form"], description=description))
+        elif "enum" in only:
             options = tuple(str(value) for value in only["enum"])
             fields.append(FormField(name, title, "select", options, nullable, description))
         elif only.get("type") == "boolean" and not nullable:

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator
 
 from pydantic import ValidationError
 
+from datagen.foundation.text_checks import TextReference, input_errors
 from gold.gold_sets import EVAL, GoldSetError, LabelSchema, check_purpose, check_set_name, load_label_schema
 
 DEFAULT_DB = Path("gold/work/labeling.sqlite3")
@@ -321,13 +322,20 @@ class LabelingStore:
 
     # ---- labeling ----
 
-    def _valid_answer(self, gold_set: str, answer: Any) -> dict:
+    def _valid_answer(self, gold_set: str, answer: Any, input_text: str) -> dict:
+        """The answer as its schema stores it; `InvalidLabel` naming each field that is wrong,
+        and for a text label each check naming a field of the input (`input_text`, as edited)
+        that the input does not hold."""
         if not isinstance(answer, dict):
             raise InvalidLabel([{"loc": (), "msg": "the answer must be a JSON object"}])
+        schema = self.label_schema(gold_set).answer_schema
         try:
-            return self.label_schema(gold_set).answer_schema.model_validate(answer).model_dump(mode="json")
+            valid = schema.model_validate(answer).model_dump(mode="json")
         except ValidationError as error:
             raise InvalidLabel([{"loc": e["loc"], "msg": e["msg"]} for e in error.errors()]) from None
+        if issubclass(schema, TextReference) and (errors := input_errors(input_text, valid)):
+            raise InvalidLabel([{"loc": ("checks",), "msg": error} for error in errors])
+        return valid
 
     def save_label(self, user: User, gold_set: str, record_id: int, *, answer: Any, input_text: str | None = None,
                    note: str | None = None, discard_reason: str | None = None, submit: bool,
@@ -353,7 +361,7 @@ class LabelingStore:
             if submit and discard_reason:
                 answer = None
             elif submit:
-                answer = self._valid_answer(gold_set, answer)
+                answer = self._valid_answer(gold_set, answer, input_text or record["input_text"])
             elif answer is not None and not isinstance(answer, dict):
                 raise InvalidLabel([{"loc": (), "msg": "the answer must be a JSON object"}])
             edited = input_text if input_text is not None and input_text != record["input_text"] else None
@@ -422,7 +430,7 @@ class LabelingStore:
                                     "records are approved")
             if user.name in [label["labeler"] for label in self._labels(record_id)]:
                 raise NotAllowed(f"{user.name} labeled record {record_id}: nobody approves their own label")
-            answer = self._valid_answer(gold_set, answer)
+            answer = self._valid_answer(gold_set, answer, input_text or record["input_text"])
             edited = input_text if input_text is not None and input_text != record["input_text"] else None
             return self._set_record(user.name, "approve", gold_set, record, status="approved", final_answer=answer,
                                     final_input=edited, reviewer=user.name, review_note=note or None)

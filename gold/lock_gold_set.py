@@ -157,6 +157,9 @@ def lock_gold_set(store: LabelingStore, user: User, name: str, gold_root: Path, 
     fields = form_fields(schema.answer_schema)
     counts = {field.name: dict(sorted(Counter(_count_key(row["reference"][field.name]) for row in rows).items()))
               for field in fields if field.categorical}
+    # A text set's checks: how many of each kind its rows hold, as an enum field's values are counted.
+    counts |= {field.name: dict(sorted(Counter(check["kind"] for row in rows for check in row["reference"][field.name]
+                                               ).items())) for field in fields if field.kind == "checks"}
     figures = agreement(store.submitted_labels(name), fields, schema.compare)
     progress = store.progress(name)
     manifest = {

@@ -15,6 +15,11 @@ that need no label: length, refusal, repetition, language, JSON and schema, with
 the last turn's: only the response is compared with it. It runs first so that an answer
 after a broken history is rejected for that history, and never becomes a pair's rejected
 side (a pair's history is its prompt's).
+
+A text task's reply (`Task.answer_format`) goes through the same filters: the text-quality
+ones apply as they are, a blank reply is `unparseable`, and `agrees_with_reference` runs
+the label's checks (`foundation/text_checks.py`), so `wrong_fields` names the kinds of the
+checks it fails.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from datagen.filters.text_filters import (
     split_by_filters,
 )
 from datagen.foundation.records import Example
-from datagen.foundation.task import Task, Verdict, parse_json_answer, schema_errors
+from datagen.foundation.task import Task, Verdict
 
 
 class AnswerFilterConfig(BaseModel):
@@ -87,13 +92,13 @@ def in_language(answer: Example, task: Task, config: AnswerFilterConfig) -> Verd
 
 
 def parses_as_json(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
-    if parse_json_answer(answer.response or "") is None:
-        return False, "unparseable: not a single JSON object"
+    if task.parse_answer(answer.response or "") is None:
+        return False, "unparseable: " + ("a blank reply" if task.answer_format == "text" else "not a single JSON object")
     return True, ""
 
 
 def matches_schema(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
-    errors = schema_errors(task.answer_schema, parse_json_answer(answer.response or ""))
+    errors = task.answer_errors(task.parse_answer(answer.response or ""))
     if errors:
         return False, "schema_invalid: " + "; ".join(errors)
     return True, ""
@@ -104,7 +109,7 @@ def agrees_with_reference(answer: Example, task: Task, config: AnswerFilterConfi
     # and the flow counts such answers separately (`kept_without_reference`).
     if answer.reference is None:
         return True, ""
-    wrong = task.compare(parse_json_answer(answer.response or ""), json.loads(answer.reference))
+    wrong = task.compare(task.parse_answer(answer.response or ""), json.loads(answer.reference))
     if wrong:
         return False, "wrong_fields: " + ", ".join(wrong)
     return True, ""

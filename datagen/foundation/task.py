@@ -3,6 +3,11 @@
 A task is declared in one file under `datagen/tasks/` as a module-level `TASK = Task(...)`
 and a recipe names it by import path (`datagen.tasks.support_triage:TASK`). Adding a
 task is adding a file; no shared code branches on task names.
+
+An answer is one of two formats (`answer_format`): `json`, one object of the answer schema
+(every task before text answers), or `text`, a reply in prose, whose label is a reference
+reply and the checks code scores it on (`text_checks.py`). `parse_answer`,
+`answer_errors` and `render_answer` are the only places that tell them apart.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import importlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from datagen.foundation.records import Turn, context_messages
+from datagen.foundation.text_checks import TextReference
 from datagen.foundation.tool_calls import check_tools, system_with_tools, unwrap_tool_call
 
 # What every filter returns: keep or not, and the reason (`kind: detail`) when not.
 Verdict = tuple[bool, str]
+AnswerFormat = Literal["json", "text"]
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,19 @@ class Task:
     # `{"name", "arguments"}`, with `call_schema(tools)` as its schema. Every chat this task
     # makes lists them in its system turn; TRL exports carry them in a `tools` column instead.
     tools: tuple[dict, ...] = ()
+    # `text`: the answer is a reply in prose; `answer_schema` is then its label
+    # (`text_checks.TextReference`: a reference reply and checks), `compare` scores a reply
+    # against a label (`text_checks.failed_checks`) and `compare_labels` two labelers' labels
+    # (`text_checks.differing_checks`). `json`: the answer is one object of `answer_schema`,
+    # and `compare` serves both, so "two labelers agree" and "the model is right" mean the same.
+    answer_format: AnswerFormat = "json"
+    compare_labels: Callable[[dict, dict], list[str]] | None = None
 
     def __post_init__(self) -> None:
+        if self.answer_format == "text" and not (issubclass(self.answer_schema, TextReference)
+                                                 and self.compare_labels is not None):
+            raise ValueError(f"task {self.name}: a text task's answer_schema is a TextReference (a reference reply "
+                             "and its checks) and it gives compare_labels")
         unknown = [rule.field for rule in self.field_rules if rule.field not in self.answer_schema.model_fields]
         if unknown:
             raise ValueError(f"task {self.name}: field_rules name {', '.join(unknown)}, not fields of "
@@ -151,8 +169,25 @@ class Task:
 
     def render_answer(self, answer: dict) -> str:
         """An answer as the model should write it: JSON in schema field order, the same
-        layout the few-shot turns show, so every answer crucible writes looks alike."""
+        layout the few-shot turns show, so every answer crucible writes looks alike; for a
+        text task, the reply itself (of a label, its reference reply)."""
+        if self.answer_format == "text":
+            if not isinstance(answer.get("reply"), str) or not answer["reply"].strip():
+                raise ValueError(f"task {self.name}: a text answer is a non-blank reply, got {answer!r:.80}")
+            return answer["reply"]
         return json.dumps(self.answer_schema.model_validate(answer).model_dump(mode="json"))
+
+    def parse_answer(self, text: str) -> dict | None:
+        """A model's output as an answer, None if it is none: the JSON object
+        (`parse_json_answer`), or for a text task `{"reply": text}` unless it is blank."""
+        if self.answer_format == "text":
+            return {"reply": text.strip()} if text.strip() else None
+        return parse_json_answer(text)
+
+    def answer_errors(self, answer: dict) -> list[str]:
+        """What is wrong with a parsed answer's form: its schema errors. A reply has no
+        schema: what it must say is its label's checks, which `compare` runs."""
+        return [] if self.answer_format == "text" else schema_errors(self.answer_schema, answer)
 
     @functools.cached_property
     def _few_shot_turns(self) -> tuple[dict[str, str], ...]:

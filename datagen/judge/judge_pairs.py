@@ -1,7 +1,8 @@
 """Judge-ranked preference pairs, for answers no code verifier can rank.
 
 For each prompt with two or more answers that passed the filters but have no known label
-(self-generated or imported prompts), the judge scores every answer alone
+(self-generated or imported prompts), or of a text task whose replies all pass their
+checks, the judge scores every answer alone
 (`judge.score_answers`); the best and the worst become a candidate pair when their scores
 differ by at least `min_margin`. The candidate is then put to the judge as a pairwise
 comparison in both orders (`judge.compare_pairwise`), and kept only when both orders

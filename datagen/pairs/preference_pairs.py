@@ -19,6 +19,14 @@ Strategies, tried in the recipe's order for each prompt until it has
 - `teacher_vs_student`: `chosen` is the prompt's SFT answer, `rejected` the base student
   model's own answer to the same prompt (no few-shot turns, as it will be asked after
   training) when the filters reject it: the pair teaches exactly what SFT must fix.
+- `check_targeted` (text tasks): `chosen` is the prompt's SFT reply, which passes every
+  check of its label, and `rejected` the same reply changed by rule to fail exactly one of
+  them (`check_rejections.py`): the name misread, the next step left out, a banned phrase
+  added. A label with no check that can be failed alone is skipped, and the reason counted.
+
+`minimal_correction` and `axis_targeted` rewrite fields of a JSON answer, and
+`check_targeted` a reply against its checks: a recipe may use only those that fit its
+task's answer format (`unfit_strategies` says which do not).
 
 A prompt with no plausible wrong sample yields no `verifier_ranked` or
 `minimal_correction` pair: an unparseable rejected answer teaches "emit JSON", which the
@@ -52,10 +60,20 @@ from datagen.foundation.hashing import normalize_text
 from datagen.foundation.records import Example, PreferencePair
 from datagen.foundation.task import Task, parse_json_answer
 from datagen.pairs.axis_rejections import Axis, NoRejection, make_axis_rejection
+from datagen.pairs.check_rejections import NoCheckRejection, check_rejection
 
 SOURCE = "datagen.preference_pairs@3"
 
-Strategy = Literal["verifier_ranked", "minimal_correction", "axis_targeted", "teacher_vs_student", "judge_ranked"]
+Strategy = Literal["verifier_ranked", "minimal_correction", "axis_targeted", "teacher_vs_student", "judge_ranked",
+                   "check_targeted"]
+JSON_ONLY: tuple[Strategy, ...] = ("minimal_correction", "axis_targeted")
+TEXT_ONLY: tuple[Strategy, ...] = ("check_targeted",)
+
+
+def unfit_strategies(strategies: list[str], task: Task) -> list[str]:
+    """The strategies that cannot make pairs of `task`'s answer format: [] when all can."""
+    unfit = JSON_ONLY if task.answer_format == "text" else TEXT_ONLY
+    return [strategy for strategy in strategies if strategy in unfit]
 
 
 class PreferencePairConfig(BaseModel):
@@ -124,7 +142,7 @@ class _Candidates:
             self.verified.setdefault(answer.parent_ids[0], answer)
         self.sft = {row.parent_ids[0]: row for row in sources.sft_rows}
         self.student = {answer.parent_ids[0]: (answer, reason) for answer, reason in sources.student_rejects}
-        self.skipped: Counter[str] = Counter()  # axis_targeted: why an axis was not made
+        self.skipped: Counter[str] = Counter()  # axis_ and check_targeted: why none was made
 
     def prompt_ids(self) -> list[str]:
         return list(dict.fromkeys([*self.sft, *self.wrong, *self.student]))
@@ -164,6 +182,17 @@ class _Candidates:
                 self.skipped[str(skip)] += 1
                 continue
             yield _pair(chosen, chosen, chosen_text, rejected_text, "axis_targeted", evidence, axis, 1.0)
+
+    def check_targeted(self, prompt_id: str) -> Iterator[PreferencePair]:
+        chosen = self.sft.get(prompt_id)
+        if chosen is None or chosen.reference is None:
+            return
+        try:
+            rejected_text, kind, evidence = check_rejection(chosen.response, json.loads(chosen.reference), prompt_id)
+        except NoCheckRejection as skip:
+            self.skipped[f"check_targeted {skip}"] += 1
+            return
+        yield _pair(chosen, chosen, chosen.response, rejected_text, "check_targeted", evidence, kind, 1.0)
 
     def teacher_vs_student(self, prompt_id: str) -> Iterator[PreferencePair]:
         chosen = self.sft.get(prompt_id)

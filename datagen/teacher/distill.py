@@ -104,7 +104,8 @@ def pick_teacher(prompt_id: str, weights: list[float]) -> int:
 
 
 def response_format_for(task: Task, config: EndpointConfig) -> dict | None:
-    if config.structured_output == "prompt":
+    # A text task's reply is prose: its answer schema is its label's, not the reply's.
+    if config.structured_output == "prompt" or task.answer_format == "text":
         return None
     return {
         "type": "json_schema",

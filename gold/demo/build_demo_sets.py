@@ -1,6 +1,7 @@
 """Rebuild the demo gold sets' labeling database and lock them: the record of how
-`gold/sets/{support_triage,invoice_extraction,text_to_sql,general_regression}/v1` and the
-seed set `gold/sets/support_triage_seed/v1` were made.
+`gold/sets/{support_triage,invoice_extraction,text_to_sql,general_regression}/v1`, the
+seed set `gold/sets/support_triage_seed/v1` and the free-text set `gold/sets/support_reply/v1`
+were made.
 
     python -m gold.demo.build_demo_sets [--db gold/work/demo-labeling.sqlite3] [--sets NAME ...] [--lock]
 
@@ -15,7 +16,8 @@ generators), for each task's set:
   invoices and receipts), `text_to_sql_questions.jsonl` (48 questions about the shop),
   `support_triage_seed_tickets.jsonl` (38 tickets for the triage seed set, written after
   and apart from the eval tickets, spread over every category, priority, needs_human and
-  the order-id decoys);
+  the order-id decoys), `support_reply_tickets.jsonl` (34 tickets, each labelled with a
+  reply in the house voice and its checks: `datagen/foundation/text_checks.py`);
 - `<set>_second_labels.jsonl`: a second labeler's labels of the same inputs, made from the
   set's guidelines alone without seeing the author's;
 - `<set>_adjudications.jsonl` (when there are any): the reviewer's decision on every input
@@ -34,6 +36,12 @@ prove a seed set disjoint from the task's eval sets before it is locked, and `cr
 gold lock` is what hands that audit in. The seed tickets' two label passes were written
 by one author session, the second from the text and the guidelines alone; they
 disagreed on one product, adjudicated in `support_triage_seed_adjudications.jsonl`.
+
+The free-text set's two passes were written the same way, one author session, the second
+reply and checks from the ticket and the guidelines alone. Their replies differ on every
+ticket, as two good replies do; a label pair goes to review when its checks differ (the
+task's `compare_labels`), which six did, adjudicated in `support_reply_adjudications.jsonl`.
+It was locked with `crucible gold lock support_reply --as adjudicator --db <its db>`.
 """
 
 from __future__ import annotations
@@ -76,6 +84,8 @@ TASK_SETS = (
             "handwritten-demo-questions"),
     TaskSet("support_triage_seed", "datagen.tasks.support_triage:TASK", "support_triage_seed_tickets.jsonl",
             "handwritten-demo-seed-tickets", SEED),
+    TaskSet("support_reply", "datagen.tasks.support_reply:TASK", "support_reply_tickets.jsonl",
+            "handwritten-demo-reply-tickets"),
 )
 DEFAULT_SETS = ("support_triage", "invoice_extraction", "text_to_sql", REGRESSION)
 

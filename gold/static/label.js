@@ -1,6 +1,8 @@
 // The labeling form: collect the answer from the schema-built fields, save it through
 // the API, and show a refused (stale) save with both versions. Shortcuts: Ctrl+Enter
 // submits (approves when reviewing), Ctrl+S saves a draft, Alt+N goes to the next record.
+// A text label's checks are edited as rows (one per check: its kind, and the inputs that
+// kind takes); the server validates them (datagen/foundation/text_checks.py).
 (function () {
   const state = JSON.parse(document.getElementById("state").textContent);
   const base = `/api/sets/${state.set}/records/${state.record}`;
@@ -12,6 +14,43 @@
     message.className = kind || "";
   }
 
+  function lines(text) {
+    return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  }
+
+  function collectCheck(row) {
+    const kind = row.querySelector(".check-kind").value;
+    const value = (selector) => row.querySelector(selector).value;
+    if (kind === "must_mention") return {kind, terms: lines(value(".check-terms")), mode: value(".check-mode")};
+    if (kind === "must_not_say") return {kind, terms: lines(value(".check-terms"))};
+    if (kind === "matches_pattern") return {kind, pattern: value(".check-pattern")};
+    if (kind === "max_words") {
+      const limit = value(".check-limit").trim();
+      return {kind, limit: /^\d+$/.test(limit) ? Number(limit) : limit};  // the server says what is wrong
+    }
+    return {kind, field: value(".check-field").trim(), value: value(".check-value").trim()};
+  }
+
+  function showKindInputs(row) {
+    const kind = row.querySelector(".check-kind").value;
+    for (const param of row.querySelectorAll(".param")) param.hidden = !param.dataset.kinds.split(" ").includes(kind);
+  }
+
+  for (const checks of document.querySelectorAll("#answer-form .checks")) {
+    checks.addEventListener("change", (event) => {
+      if (event.target.classList.contains("check-kind")) showKindInputs(event.target.closest(".check"));
+    });
+    checks.addEventListener("click", (event) => {
+      if (event.target.classList.contains("remove-check")) event.target.closest(".check").remove();
+      if (event.target.classList.contains("add-check")) {
+        const row = checks.querySelector(".check-template").content.firstElementChild.cloneNode(true);
+        checks.insertBefore(row, event.target);
+        showKindInputs(row);
+        row.querySelector(".check-kind").focus();
+      }
+    });
+  }
+
   function collectAnswer() {
     const answer = {};
     for (const field of document.querySelectorAll("#answer-form [data-field]")) {
@@ -19,6 +58,8 @@
       const nullable = field.dataset.nullable === "true";
       const input = document.getElementById(`f-${name}`);
       if (kind === "checkbox") answer[name] = input.checked;
+      else if (kind === "checks") answer[name] = Array.from(input.querySelectorAll(":scope > .check"), collectCheck);
+      else if (kind === "longtext") answer[name] = input.value;
       else if (kind === "json") {
         const text = input.value.trim();
         try { answer[name] = text === "" ? null : JSON.parse(text); }
