@@ -321,8 +321,8 @@ def test_the_committed_gold_sets_are_signed_by_a_trusted_key():
     repo = Path(__file__).parent.parent
     root = GoldRoot(repo / "gold" / "sets")
     assert sorted(locked.name for locked in root.every_version()) == [
-        "general_regression/v1", "general_regression/v2", "invoice_extraction/v1", "support_triage/v1",
-        "support_triage_seed/v1", "text_to_sql/v1"]
+        "general_regression/v1", "general_regression/v2", "invoice_extraction/v1", "support_reply/v1",
+        "support_triage/v1", "support_triage_seed/v1", "text_to_sql/v1"]
     trusted = json.loads((repo / "gold" / "sets" / TRUSTED_KEYS).read_text())["keys"]
     assert {locked.key_id for locked in root.every_version()} <= {entry["id"] for entry in trusted}
 

@@ -6,8 +6,10 @@ task is adding a file; no shared code branches on task names.
 
 An answer is one of two formats (`answer_format`): `json`, one object of the answer schema
 (every task before text answers), or `text`, a reply in prose, whose label is a reference
-reply and the checks code scores it on (`text_checks.py`). `parse_answer`,
-`answer_errors` and `render_answer` are the only places that tell them apart.
+reply and the checks code scores it on (`text_checks.py`). A stage that reads or writes
+an answer asks the task (`parse_answer`, `answer_errors`, `render_answer`); only what
+scores or pairs answers in another way for prose looks at `answer_format` itself (the
+target eval, the pair strategies, the preflight's metric, the request's response format).
 """
 
 from __future__ import annotations
