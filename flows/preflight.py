@@ -108,6 +108,9 @@ class PreflightRecipe(BaseModel):
         if text and self.constrained_baseline:
             raise RecipeError(f"constrained_baseline: {task.name} answers in text, which no JSON schema holds: "
                               "set it to false")
+        if text and self.fine_tune_decoding != "free":
+            raise RecipeError(f"fine_tune_decoding: {task.name} answers in text, which no JSON schema holds: "
+                              "set it to free")
 
     def pilot(self) -> TrainRecipe:
         """The training recipe, its gate checking the regression set too: no row the pilot

@@ -238,3 +238,5 @@ def test_recipes_refuse_what_cannot_work_on_text_and_check_targeted_on_json():
         PreflightRecipe.model_validate(flight | {"metric": "field_accuracy"}).pilot()
     with pytest.raises(RecipeError, match="constrained_baseline: support_reply answers in text"):
         PreflightRecipe.model_validate(flight | {"constrained_baseline": True}).pilot()
+    with pytest.raises(RecipeError, match="fine_tune_decoding: support_reply answers in text"):
+        PreflightRecipe.model_validate(flight | {"fine_tune_decoding": "both"}).pilot()
