@@ -36,8 +36,8 @@ from tests.scripted_teacher import ScriptedTeacher
 
 TICKET = ("From: Maya Schultz\nOrder: A-553789\nSubject: Wrong item\n\nI ordered the bluetooth speaker but the box "
           "had a wireless earbuds in it.")
-REPLY = ("Hi Maya,\n\nSorry for the mix-up with order A-553789. The bluetooth speaker you ordered ships today, and "
-         "we've emailed you a prepaid return label for the wireless earbuds.\n\n— Juniper Support")
+REPLY = ("Hi Maya,\n\nOur packing team mixed up order A-553789, sorry about that. Your bluetooth speaker goes out "
+         "today. Please send the wireless earbuds back with the free return label in your inbox.\n\n— Juniper Support")
 BANNED = ["we apologize for any inconvenience", "unfortunately", "as per our policy", "valued customer", "kindly"]
 LABEL = {"reply": REPLY, "checks": [
     {"kind": "names_field", "field": "customer_name", "value": "Maya"},
@@ -67,6 +67,22 @@ def test_every_generated_label_passes_its_checks_and_names_only_what_its_ticket_
     for ticket in tickets:
         assert all(result.passed for result in check_results(ticket.label["reply"], ticket.label))
         assert input_errors(ticket.text, ticket.label) == []
+
+
+def test_no_generated_ticket_or_reply_comes_close_to_a_committed_gold_row():
+    """The gold replies are the labelers' own words: a generated reply that shared a 13-word
+    run with one (a stock sentence of the house voice, say) would stop every build at the
+    contamination gate, as it did before the generator's replies were reworded."""
+    from evals.contamination.audit import AuditConfig, audit
+    from evals.contamination.audit_inputs import AuditRow, locked_gold_rows
+
+    gold = GoldRoot("gold/sets").get("support_reply")
+    rows = [AuditRow(str(n), str(n), ticket.text, ticket.label["reply"])
+            for n, ticket in enumerate(generate_tickets(96, seed=0))]
+
+    result = audit(locked_gold_rows(gold), rows, AuditConfig(methods=["exact", "ngram", "minhash"]))
+
+    assert result.flagged_train == {}
 
 
 def answer(response: str, sample: int = 0, reference: dict | None = LABEL, prompt: str = TICKET) -> Example:
@@ -128,10 +144,11 @@ def test_pairs_come_from_a_failed_check_and_from_checks_broken_by_rule():
 
 @pytest.mark.parametrize("check, rejected, evidence", [
     ({"kind": "must_mention", "terms": ["return label"]},
-     "Hi Maya,\n\nSorry for the mix-up with order A-553789.\n\n— Juniper Support",
+     "Hi Maya,\n\nOur packing team mixed up order A-553789, sorry about that. Your bluetooth speaker goes out today."
+     "\n\n— Juniper Support",
      "the sentences saying 'return label' left out"),
     ({"kind": "must_not_say", "terms": BANNED},
-     REPLY.replace("earbuds.\n\n", "earbuds. We apologize for any inconvenience.\n\n"),
+     REPLY.replace("inbox.\n\n", "inbox. We apologize for any inconvenience.\n\n"),
      "adds 'We apologize for any inconvenience.'"),
     ({"kind": "matches_pattern", "pattern": r"Juniper Support\s*$"}, REPLY.replace("\n\n— Juniper Support", ""),
      "the sentences matching 'Juniper Support\\\\s*$' left out"),
@@ -152,7 +169,7 @@ def test_a_padded_reply_fails_max_words_alone():
 
     made, kind, said = check_rejection(REPLY, {"reply": REPLY, "checks": [{"kind": "max_words", "limit": 40}]}, "k")
 
-    assert (kind, said) == ("max_words", "rejected fails max_words: 42 words, at most 40")
+    assert (kind, said) == ("max_words", "rejected fails max_words: 46 words, at most 40")
     assert made.startswith(REPLY.removesuffix("\n\n— Juniper Support")) and made.endswith("\n\n— Juniper Support")
 
 

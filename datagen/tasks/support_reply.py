@@ -82,17 +82,18 @@ def _label(reply: str, checks: list[dict]) -> dict:
 FEW_SHOT = (
     ("From: Ingrid Vale\nOrder: A-310944\nSubject: Teapot lid chipped\n\nThe ceramic teapot came with a chip out of "
      "the lid. Can I get a new one?",
-     _label("Hi Ingrid,\n\nI'm sorry the ceramic teapot from order A-310944 arrived chipped. We're sending a "
-            "replacement today at no cost, and there's no need to return the damaged one.\n\n" + SIGN_OFF,
+     _label("Hi Ingrid,\n\nThank you for telling us, and sorry that order A-310944 reached you chipped. A "
+            "replacement teapot leaves our warehouse today, free, and you can keep or recycle the old one.\n\n"
+            + SIGN_OFF,
             house_checks("Ingrid", "A-310944", ["replacement"]))),
     ("From: Ravi Menon <ravi.menon@example.com>\nSubject: Password reset\n\nThe reset email never arrives. Help?",
-     _label("Hi Ravi,\n\nWe've sent a new password reset link to ravi.menon@example.com. The link works for 24 "
-            "hours; check your spam folder if it isn't in your inbox.\n\n" + SIGN_OFF,
+     _label("Hi Ravi,\n\nA fresh reset link is waiting at ravi.menon@example.com; use it within a day, and look "
+            "in spam if it hides.\n\n" + SIGN_OFF,
             house_checks("Ravi", None, ["reset link"], [("email", "ravi.menon@example.com")]))),
     ("From: Clara Bos\nOrder: A-528113\nSubject: Please cancel\n\nI ordered two water bottles by mistake, please "
      "cancel the order.",
-     _label("Hi Clara,\n\nDone: order A-528113 for the water bottles is cancelled before it ships, so you won't be "
-            "charged.\n\n" + SIGN_OFF, house_checks("Clara", "A-528113", ["cancelled"]))),
+     _label("Hi Clara,\n\nNo problem. We stopped order A-528113 before it left us, so it's cancelled and nothing "
+            "will be charged for the water bottles.\n\n" + SIGN_OFF, house_checks("Clara", "A-528113", ["cancelled"]))),
 )
 
 
@@ -148,7 +149,7 @@ TASK = Task(
     ),
     # The 135M teacher often writes the shop's reply instead of the customer's ticket.
     self_instruct_rejected_phrases=("Juniper Support", "your order", "we're sending", "we've sent"),
-    # Generated replies are 121-262 characters (2,000 tickets, seed 0); a rambling teacher or a
+    # Generated replies are 147-254 characters (2,000 tickets, seed 0); a rambling teacher or a
     # second reply after the first is cut.
     max_answer_chars=1000,
 )

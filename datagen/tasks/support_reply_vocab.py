@@ -62,18 +62,18 @@ PRODUCTS = tuple(Product(name) for name in (
 DAMAGE = ("cracked", "with a dented side", "in pieces", "with a broken hinge", "scratched all over")
 FACTS = (
     ProductFact("standing desk", "Does the standing desk come with a cable tray?",
-                "Yes, the standing desk comes with a cable tray that clips under the top.", "cable tray"),
+                "It does: a cable tray ships in the box and screws to the underside of the desk.", "cable tray"),
     ProductFact("wireless earbuds", "Are the wireless earbuds waterproof?",
-                "The wireless earbuds are splash-resistant (IPX4) but not waterproof, so they're fine for the gym "
-                "but not for swimming.", "splash-resistant"),
+                "They're rated IPX4, which means splash-resistant: rain and sweat are fine, a swim is not.",
+                "splash-resistant"),
     ProductFact("desk lamp", "Can the desk lamp be dimmed?",
-                "Yes, the desk lamp has five brightness levels, set with the touch button on its base.", "brightness"),
+                "It can: tap the base to step through its five brightness levels.", "brightness"),
     ProductFact("hiking backpack", "How much does the hiking backpack hold?",
-                "The hiking backpack holds 28 litres and has a sleeve for a water bladder.", "28 litres"),
+                "Its main compartment takes 28 litres, plus two side pockets for bottles.", "28 litres"),
     ProductFact("coffee grinder", "Is the coffee grinder fine enough for espresso?",
-                "Yes, the coffee grinder has 30 settings, and the finest ones suit espresso.", "espresso"),
+                "Yes: its finest grind settings are made for espresso machines.", "espresso"),
     ProductFact("yoga mat", "How thick is the yoga mat?",
-                "The yoga mat is 6 mm thick and weighs about 1.2 kg.", "6 mm"),
+                "It's 6 mm, thick enough to cushion your knees and still roll up small.", "6 mm"),
 )
 
 
@@ -125,64 +125,65 @@ ISSUES = (
         "{{ damage }}. Not happy.",
         _FROM + _ORDER + "Subject: Damaged delivery\n\nMy {{ product.name }} came today and it's {{ damage }}. "
         "What can you do?",
-    ), "Hi {{ customer.first }},\n\nI'm sorry the {{ product.name }} from order {{ order }} arrived {{ damage }}. "
-       "We're sending a replacement today at no cost, and there's no need to return the damaged one.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nThank you for telling us, and sorry that order {{ order }} reached you "
+       "{{ damage }}. A replacement {{ product.name }} leaves our warehouse today, free, and you can keep or recycle "
+       "the old one.\n\n" + SIGN_OFF,
         ("replacement",)),
     Issue("wrong_item", (
         _FROM + _ORDER + "Subject: Wrong item\n\nI ordered the {{ pair[0].name }} but the box had a "
         "{{ pair[1].name }} in it.",
         _FROM + _ORDER + "Subject: Not what I ordered\n\nOpened my parcel and found a {{ pair[1].name }} instead of "
         "the {{ pair[0].name }}. Please sort this out.",
-    ), "Hi {{ customer.first }},\n\nSorry for the mix-up with order {{ order }}. The {{ pair[0].name }} you ordered "
-       "ships today, and we've emailed you a prepaid return label for the {{ pair[1].name }}.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nOur packing team mixed up order {{ order }}, sorry about that. Your "
+       "{{ pair[0].name }} goes out today. Please send the {{ pair[1].name }} back with the free return label in "
+       "your inbox.\n\n" + SIGN_OFF,
         ("return label", "{{ pair[0].name }}")),
     Issue("shipping_delay", (
         _FROM + _ORDER + "Subject: Where is my order?\n\nIt's been {{ days }} days and my order still hasn't arrived. "
         "The tracking page hasn't changed since Monday.",
         _FROM + _ORDER + "Subject: Late delivery\n\nI ordered the {{ product.name }} {{ days }} days ago and it's "
         "still not here. Any news?",
-    ), "Hi {{ customer.first }},\n\nThanks for your patience. Order {{ order }} is held up at the carrier's depot. "
-       "We've asked them to prioritise it, and your tracking page will update within a day. If it hasn't arrived in "
-       "three business days, we'll send a new one free.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nSorry for the wait on order {{ order }}. The carrier has it at a depot, and "
+       "we've pushed them to move it; expect fresh news on the tracking page by tomorrow. Still nothing in three "
+       "working days? We'll ship another at our cost.\n\n" + SIGN_OFF,
         ("tracking",)),
     Issue("refund_request", (
         _FROM + _ORDER + "Subject: Refund for my return\n\nI sent back the {{ product.name }} last week. When will I "
         "get my {{ amount }} back?",
         _FROM + _ORDER + "Subject: Money back please\n\nThe {{ product.name }} isn't for me and I've returned it. "
         "Please refund the {{ amount }}.",
-    ), "Hi {{ customer.first }},\n\nWe've received the {{ product.name }} and issued a refund of {{ amount }} for "
-       "order {{ order }}. It will reach your card within five business days.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nYour returned {{ product.name }} is back with us, so we've sent the refund "
+       "for order {{ order }}: {{ amount }}. Banks usually show it within a week.\n\n" + SIGN_OFF,
         ("refund",), (("amount", "{{ amount }}"),)),
     Issue("account_access", (
         "From: {{ customer.full }} <{{ customer.email }}>\nSubject: Can't log in\n\nI've tried resetting my password "
         "three times and the email never comes.",
         "From: {{ customer.full }} <{{ customer.email }}>\nSubject: Locked out\n\nMy account got locked after too many "
         "tries. Can you help me get back in?",
-    ), "Hi {{ customer.first }},\n\nWe've unlocked your account and sent a new password reset link to "
-       "{{ customer.email }}. The link works for 24 hours; check your spam folder if it isn't in your inbox.\n\n"
-       + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nYour account is open again. A fresh reset link is waiting at "
+       "{{ customer.email }}; use it within a day, and look in spam if it hides.\n\n" + SIGN_OFF,
         ("reset link",), (("email", "{{ customer.email }}"),), has_order=False),
     Issue("billing_error", (
         _FROM + _ORDER + "Subject: Charged twice\n\nMy card was charged {{ amount }} twice for this order. Please "
         "fix this.",
         _FROM + _ORDER + "Subject: Double charge\n\nI see two payments of {{ amount }} on my statement for the "
         "{{ product.name }}. I only ordered once!",
-    ), "Hi {{ customer.first }},\n\nYou're right: order {{ order }} was charged twice. We've refunded the extra "
-       "{{ amount }}, and it will show on your statement within five business days.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nThanks for flagging it. Our system took {{ amount }} twice for order "
+       "{{ order }}, and we've refunded the duplicate; your bank should show it within a week.\n\n" + SIGN_OFF,
         ("refunded",), (("amount", "{{ amount }}"),)),
     Issue("product_question", (
         _FROM + "Subject: Question about the {{ fact.product }}\n\n{{ fact.question }}",
         _FROM + "Subject: Before I buy\n\nQuick question before I order: {{ fact.question }} Thanks!",
-    ), "Hi {{ customer.first }},\n\nGood question! {{ fact.answer }} Let us know if there's anything else you'd like "
-       "to know.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nHappy to help. {{ fact.answer }} Write back any time with more questions."
+       "\n\n" + SIGN_OFF,
         ("{{ fact.term }}",), has_order=False),
     Issue("cancellation", (
         _FROM + _ORDER + "Subject: Cancel my order\n\nPlease cancel this order, I ordered the {{ product.name }} by "
         "mistake.",
         _FROM + _ORDER + "Subject: Change of mind\n\nI no longer need the {{ product.name }}. Can you cancel it before "
         "it ships?",
-    ), "Hi {{ customer.first }},\n\nDone: order {{ order }} for the {{ product.name }} is cancelled before it ships, "
-       "so you won't be charged.\n\n" + SIGN_OFF,
+    ), "Hi {{ customer.first }},\n\nNo problem. We stopped order {{ order }} before it left us, so it's cancelled "
+       "and nothing will be charged for the {{ product.name }}.\n\n" + SIGN_OFF,
         ("cancelled",)),
 )
 
