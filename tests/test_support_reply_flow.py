@@ -67,6 +67,9 @@ def test_the_free_text_family_builds_and_preflights_from_its_recipes(tmp_path, t
         folder = write_recipes(tmp_path, "support_reply", teacher.base_url, tiny_model, gold_root)
         recipe = yaml.safe_load((folder / "build.yaml").read_text())
         recipe["judge"]["endpoint"] = {"base_url": teacher.base_url, "model": "judge", "backoff_base_s": 0.01}
+        # One request at a time: the k-th request for a ticket is then its k-th sample, so which
+        # reply is sample 0 (the SFT row's, when both pass) does not depend on timing.
+        recipe["distill"]["teachers"][0]["concurrency"] = 1
         (folder / "build.yaml").write_text(yaml.safe_dump(recipe))
         summary = build_dataset(load_recipe(folder / "build.yaml", BuildDatasetRecipe))
 
@@ -77,7 +80,7 @@ def test_the_free_text_family_builds_and_preflights_from_its_recipes(tmp_path, t
     # Two pairs a ticket by the checks, three by the judge; of the 15, three whose chosen side is
     # longer are dropped to keep that share within the recipe's 0.6.
     pair_set = summary["pair set"]
-    assert pair_set["by_strategy"] == {"verifier_ranked": 2, "check_targeted": 4, "teacher_vs_student": 3,
+    assert pair_set["by_strategy"] == {"verifier_ranked": 2, "check_targeted": 5, "teacher_vs_student": 2,
                                        "judge_ranked": 3}
     assert (pair_set["dropped"], pair_set["skipped"]) == ({"length_balance": 3}, {})
     pairs = pl.read_parquet(run / "pairs" / "part-00000.parquet")
