@@ -99,7 +99,8 @@ def test_the_verdict_compares_the_row_score():
     candidates = [CandidateScores("base few-shot", "baseline", base, regression),
                   CandidateScores("pilot", "fine-tune", tuned, regression)]
 
-    verdict = judge_candidates(candidates, base="base few-shot", metric="check_share", fields=2, tolerance=0.05)["pilot"]
+    verdicts = judge_candidates(candidates, base="base few-shot", metric="check_share", fields=2, tolerance=0.05)
+    verdict = verdicts["pilot"]
 
     assert verdict["verdict"] == "escalate" and verdict["metric"] == "check_share"
     assert verdict["gain_over_base"]["value"] == 0.475

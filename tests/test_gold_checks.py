@@ -21,7 +21,7 @@ from gold.gold_sets import form_fields
 from gold.labeling_store import LabelingStore
 from gold.security_headers import CONTENT_SECURITY_POLICY
 from gold.verify_gold_set import verify_version
-from tests.gold_fixtures import ANN, BOB, RITA, open_copy, write_people_db
+from tests.gold_fixtures import ANN, RITA, open_copy, write_people_db
 from tests.locked_gold import lock_gold_rows
 
 REPLY_TASK = "datagen.tasks.support_reply:TASK"
@@ -204,8 +204,8 @@ def test_agreement_per_check_kind_and_cross_pass_are_worked_out_by_hand():
     fields = agreement(HAND, form_fields(TASK.answer_schema), TASK.compare_labels)["fields"]
 
     assert fields["checks"] == {"agreement": 0.5, "identical": 0.5, "cross_pass": 1.0}
-    assert fields["checks.must_mention"] == {"agreement": 0.5, "identical": 0.5, "kappa": pytest.approx(1 / 3, abs=1e-4),
-                                             "cross_pass": 1.0}
+    assert fields["checks.must_mention"] == {"agreement": 0.5, "identical": 0.5,
+                                             "kappa": pytest.approx(1 / 3, abs=1e-4), "cross_pass": 1.0}
     assert fields["checks.max_words"] == {"agreement": 0.75, "identical": 0.75, "kappa": 0.0, "cross_pass": 1.0}
     assert fields["checks.names_field"] == {"agreement": 1.0, "identical": 1.0, "kappa": None, "cross_pass": 1.0}
     assert fields["checks.matches_pattern"] == {"agreement": 1.0, "identical": 1.0, "kappa": None, "cross_pass": None}

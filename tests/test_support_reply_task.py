@@ -37,7 +37,8 @@ from tests.scripted_teacher import ScriptedTeacher
 TICKET = ("From: Maya Schultz\nOrder: A-553789\nSubject: Wrong item\n\nI ordered the bluetooth speaker but the box "
           "had a wireless earbuds in it.")
 REPLY = ("Hi Maya,\n\nOur packing team mixed up order A-553789, sorry about that. Your bluetooth speaker goes out "
-         "today. Please send the wireless earbuds back with the free return label in your inbox.\n\n— Juniper Support")
+         "today. Please send the wireless earbuds back with the free return label in your inbox."
+         "\n\n— Juniper Support")
 BANNED = ["we apologize for any inconvenience", "unfortunately", "as per our policy", "valued customer", "kindly"]
 LABEL = {"reply": REPLY, "checks": [
     {"kind": "names_field", "field": "customer_name", "value": "Maya"},

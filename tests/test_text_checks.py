@@ -67,7 +67,8 @@ def test_a_pattern_that_may_not_finish_or_does_not_compile_is_refused_when_writt
         TextReference.model_validate({"reply": "Hi", "checks": [{"kind": "matches_pattern", "pattern": pattern}]})
 
 
-@pytest.mark.parametrize("pattern", [r"^Hi [A-Z][a-z]+,", r"A-\d{6}", r"[ab]*c", r"(?:ab){2,5}", r"a++b", r"(?i)refund"])
+@pytest.mark.parametrize("pattern", [r"^Hi [A-Z][a-z]+,", r"A-\d{6}", r"[ab]*c", r"(?:ab){2,5}", r"a++b",
+                                     r"(?i)refund"])
 def test_an_ordinary_pattern_is_kept(pattern):
     assert check_pattern(pattern) == pattern
 

@@ -93,7 +93,8 @@ def in_language(answer: Example, task: Task, config: AnswerFilterConfig) -> Verd
 
 def parses_as_json(answer: Example, task: Task, config: AnswerFilterConfig) -> Verdict:
     if task.parse_answer(answer.response or "") is None:
-        return False, "unparseable: " + ("a blank reply" if task.answer_format == "text" else "not a single JSON object")
+        what = "a blank reply" if task.answer_format == "text" else "not a single JSON object"
+        return False, f"unparseable: {what}"
     return True, ""
 
 

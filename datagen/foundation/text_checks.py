@@ -138,7 +138,8 @@ def check_result(check: MustMention | MustNotSay | MatchesPattern | MaxWords | N
         missing = [term for term in check.terms if not mentions(reply, term)]
         passed = not missing if check.mode == "all" else len(missing) < len(check.terms)
         wanted = f"{check.mode} of {', '.join(map(repr, check.terms))}"
-        return CheckResult(check.kind, passed, wanted if passed else f"{wanted}: missing {', '.join(map(repr, missing))}")
+        detail = wanted if passed else f"{wanted}: missing {', '.join(map(repr, missing))}"
+        return CheckResult(check.kind, passed, detail)
     if isinstance(check, MustNotSay):
         said = [term for term in check.terms if mentions(reply, term)]
         return CheckResult(check.kind, not said, f"says {', '.join(map(repr, said))}" if said
