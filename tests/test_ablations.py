@@ -99,13 +99,15 @@ def test_the_demo_preflight_evaluates_baselines_and_the_pilot_and_its_ablations_
 
     demo = load_recipe(Path("flows/recipes/preflight_support_triage.yaml"), PreflightRecipe)
     names = [c.name for c in candidates(demo, Path("pilot"), {}, Path("pilot/dpo/adapter"))]
-    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO"]
+    # The demo's fine-tunes decode under the answer schema, as a JSON task is served.
+    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO constrained"]
     ablations = load_recipe(Path("flows/recipes/ablations_support_triage.yaml"), PreflightRecipe)
     assert ablations.out_dir(ablations.pilot()) == demo.out_dir(demo.pilot())  # the demo's evals are read back
     adapters = {a.name: Path(a.name) for a in ablations.ablations}
     names = [c.name for c in candidates(ablations, Path("pilot"), adapters, Path("pilot/dpo/adapter"))]
-    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO", "ablation no-dpo",
-                     "ablation no-on-policy", "ablation no-replay", "ablation no-seed"]
+    assert names == ["base few-shot", "base constrained", "pilot SFT+DPO constrained", "ablation no-dpo constrained",
+                     "ablation no-on-policy constrained", "ablation no-replay constrained",
+                     "ablation no-seed constrained"]
 
 
 def test_the_report_says_in_words_what_each_kind_of_ablation_changed():

@@ -56,7 +56,9 @@ class Descendants:
         while self.process.poll() is None:
             try:
                 for child in parent.children(recursive=True):
-                    self.seen.setdefault(child.pid, (child, " ".join(child.cmdline())))
+                    # The latest command line: a child seen between fork and exec still
+                    # shows its parent's, and would otherwise be remembered as that.
+                    self.seen[child.pid] = (child, " ".join(child.cmdline()))
             except psutil.Error:
                 pass
             time.sleep(0.1)
