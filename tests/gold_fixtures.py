@@ -39,6 +39,19 @@ TICKETS = (
 )
 
 
+def people_with_sessions(db: Path) -> dict[str, str]:
+    """`write_people_db`'s four people in `db`, each logged in once: a session token by name
+    (an Argon2 check costs ~0.2 s, so module fixtures log in once and tests reuse them)."""
+    from gold import people
+
+    secrets = write_people_db(db)
+    store = LabelingStore(db)
+    try:
+        return {name: people.log_in(store, name, secret, address="test") for name, secret in secrets.items()}
+    finally:
+        store.close()
+
+
 def write_people_db(db: Path) -> dict[str, str]:
     """Create ann and bob (labelers), rita and rex (reviewers) in `db`; their secrets by name."""
     store = LabelingStore(db, now=lambda: NOW)

@@ -13,15 +13,13 @@ from fastapi.testclient import TestClient
 
 from datagen.foundation.text_checks import TextReference, check_results, input_errors
 from datagen.tasks.support_reply import TASK
-from gold import people as gold_people
 from gold.agreement import agreement
 from gold.app import COOKIE, create_app
 from gold.gold_root import GoldRoot
 from gold.gold_sets import form_fields
-from gold.labeling_store import LabelingStore
 from gold.security_headers import CONTENT_SECURITY_POLICY
 from gold.verify_gold_set import verify_version
-from tests.gold_fixtures import ANN, RITA, open_copy, write_people_db
+from tests.gold_fixtures import ANN, RITA, open_copy, people_with_sessions
 from tests.locked_gold import lock_gold_rows
 
 REPLY_TASK = "datagen.tasks.support_reply:TASK"
@@ -42,12 +40,7 @@ RECORD = "/api/sets/replies/records/1"
 @pytest.fixture(scope="module")
 def people(tmp_path_factory):
     db = tmp_path_factory.mktemp("people") / "labeling.sqlite3"
-    secrets = write_people_db(db)
-    store = LabelingStore(db)
-    try:
-        return db, {name: gold_people.log_in(store, name, secret, address="test") for name, secret in secrets.items()}
-    finally:
-        store.close()
+    return db, people_with_sessions(db)
 
 
 @pytest.fixture

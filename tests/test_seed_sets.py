@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from evals.contamination.seed_disjointness import seed_disjointness
 from flows.cli import main
-from gold import people as gold_people
 from gold.app import COOKIE, create_app
 from gold.gold_root import GoldRoot, GoldSetTampered, NoGoldSet
 from gold.gold_sets import GoldSetError
@@ -23,7 +22,19 @@ from gold.labeling_store import LabelingStore, NotAllowed, StateConflict
 from gold.lock_gold_set import gold_row_id, lock_gold_set
 from gold.people import add_user
 from gold.seed_sets import SeedOverlapError
-from tests.gold_fixtures import ANN, BOB, NOW, REPO, RITA, TRIAGE, open_copy, submit, triage, triage_set, write_people_db
+from tests.gold_fixtures import (
+    ANN,
+    BOB,
+    NOW,
+    REPO,
+    RITA,
+    TRIAGE,
+    open_copy,
+    people_with_sessions,
+    submit,
+    triage,
+    triage_set,
+)
 from tests.locked_gold import TEST_KEY, lock_gold_rows, trusted_root, write_key_file
 
 PARCEL = ("My parcel for order A-311920 has been stuck at the Leeds depot for nine days now, can you chase the "
@@ -61,13 +72,7 @@ CHECK = functools.partial(seed_disjointness, embed=embed)
 def people(tmp_path_factory):
     """ann, bob, rita and rex, and a session token each."""
     db = tmp_path_factory.mktemp("people") / "labeling.sqlite3"
-    secrets = write_people_db(db)
-    store = LabelingStore(db)
-    try:
-        tokens = {name: gold_people.log_in(store, name, secret, address="test") for name, secret in secrets.items()}
-    finally:
-        store.close()
-    return db, tokens
+    return db, people_with_sessions(db)
 
 
 # ---- the purpose in the labeling store ----
