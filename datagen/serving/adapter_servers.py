@@ -80,8 +80,7 @@ class AdapterServers:
     def _serve(self, holds: str, model_dir: Path, lora: dict[str, Path] | None) -> str:
         if self._serving is not None and self._serving[0] == holds:
             return self._serving[1]
-        self._stack.close()  # one model server at a time
-        self._stack = contextlib.ExitStack()
+        self.stop()  # one model server at a time
         log = self.log_dir / f"{self.engine}-{holds.split(':')[0]}.log"
         launch = LAUNCHERS[self.engine]
         server = launch(model_dir, log, lora_modules=lora) if lora else launch(model_dir, log)
