@@ -2,7 +2,8 @@
 
 One vLLM server (the real engine, `.venv-vllm`, started by `datagen/serving/vllm_server.py`)
 serves SmolLM2-135M-Instruct and, by name, a LoRA adapter. Greedy outputs through it are
-compared row by row with transformers in this process (fp32, the same weights): the share
+compared row by row with transformers in this process (both fp32, pinned: `auto` is bf16 on
+CPUs with bf16 units, where rounding makes near-ties more common), the same weights: the share
 of identical rows is printed and asserted. Where rows differ, they differ from a token on
 which the two implementations' float32 logits are within rounding of a tie (different
 kernels sum in different orders), after which greedy decoding follows another path; the
@@ -68,7 +69,8 @@ def chats():
 def engine(embedded_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("engine")
     adapter = random_adapter(embedded_model, folder / "adapter")
-    with serve_model(embedded_model, folder / "vllm.log", lora_modules={"nudged": adapter}) as base_url:
+    with serve_model(embedded_model, folder / "vllm.log", lora_modules={"nudged": adapter},
+                     dtype="float32") as base_url:
         yield base_url, adapter
 
 
@@ -87,12 +89,12 @@ def test_greedy_outputs_through_vllm_agree_with_in_process_transformers(engine, 
                                                                         monkeypatch):
     monkeypatch.setenv("CRUCIBLE_CACHE", str(tmp_path / "cache"))
     base_url, adapter = engine
-    local = generate_in_process(embedded_model, chats, max_new_tokens=48)
+    local = generate_in_process(embedded_model, chats, max_new_tokens=48, dtype="float32")
     served = over_api(EndpointConfig(base_url=base_url, model=embedded_model.name, concurrency=16), chats,
                               max_new_tokens=48, seed=0)
     assert identical_share(local, served, "base") >= 0.85  # one row of 8 may differ (a near-tie; see the docstring)
 
-    local = generate_in_process(embedded_model, chats, adapter=adapter, max_new_tokens=48)
+    local = generate_in_process(embedded_model, chats, adapter=adapter, max_new_tokens=48, dtype="float32")
     served = over_api(EndpointConfig(base_url=base_url, model="nudged", concurrency=16), chats,
                               max_new_tokens=48, seed=0)
     assert identical_share(local, served, "base + LoRA adapter by name") >= 0.85
@@ -102,8 +104,8 @@ def test_a_merged_adapter_generates_what_base_and_adapter_generate(engine, embed
     _, adapter = engine
     merged = merge_adapter(embedded_model, adapter, tmp_path / "merged")
     subset = chats[:4] + chats[ROWS:ROWS + 4]
-    assert generate_in_process(merged, subset, max_new_tokens=32) == generate_in_process(
-        embedded_model, subset, adapter=adapter, max_new_tokens=32)
+    assert generate_in_process(merged, subset, max_new_tokens=32, dtype="float32") == generate_in_process(
+        embedded_model, subset, adapter=adapter, max_new_tokens=32, dtype="float32")
 
 
 def test_the_engine_holds_the_base_model_to_the_answer_schema(engine, embedded_model, tmp_path, monkeypatch):

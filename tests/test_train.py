@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
+from datagen.foundation.precision import cpu_has_native_bf16
 from train.base_model import QLoRAUnavailable, base_dtype, check_quantization, load_base_model
 from train.chat_template import CHATML_TRAINING_TEMPLATE, ChatTemplateError, pin_chat_template
 from train.dpo import DPOStageConfig, HandOffCheck, HandOffError, run_dpo
@@ -389,8 +390,16 @@ class RecordDtypes(TrainerCallback):
                 self.base.add(param.dtype)
 
 
-def test_auto_precision_is_fp32_on_cpu_and_qlora_refuses_fp32():
-    assert base_dtype("auto") == (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+def test_auto_precision_is_bf16_where_the_hardware_has_bf16_units_and_qlora_refuses_fp32(tmp_path):
+    native = torch.cuda.is_available() or cpu_has_native_bf16()
+    assert base_dtype("auto") == (torch.bfloat16 if native else torch.float32)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16(cpuinfo)  # AVX-512 alone emulates bf16: fp32 is faster there
+    for flag in ("avx512_bf16", "amx_bf16"):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu avx512f {flag} avx512_vnni\n")
+        assert cpu_has_native_bf16(cpuinfo)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
     assert (base_dtype("float32"), base_dtype("bfloat16")) == (torch.float32, torch.bfloat16)
     with pytest.raises(ValueError, match="QLoRA computes in bf16"):
         load_base_model("unused", "qlora", "float32")

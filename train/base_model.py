@@ -5,21 +5,20 @@ through bitsandbytes, bf16 compute, and paged AdamW so optimizer state spills to
 memory instead of failing on a spike. It needs CUDA; asking for it without a GPU fails
 here, before anything loads, rather than silently training the full-precision model.
 
-The base model's weights are loaded in `dtype` (`Precision`): `auto` is bf16 on CUDA and
-fp32 on CPU; `bfloat16` loads them in bf16 on CPU too, which on CPUs with AVX-512 BF16 or
-AMX runs the frozen base's matmuls in bf16. This is not autocast: TRL's `bf16=True` on CPU
-autocasts fp32 weights per op and was about 10x slower here (shared/ENVIRONMENT.md).
-Either way the LoRA weights and their optimizer state stay fp32: peft upcasts adapter
-weights on a bf16 base (`autocast_adapter_dtype`).
+The base model's weights are loaded in `dtype` (`Precision`, datagen/foundation/precision.py):
+`auto` is bf16 where the hardware has bf16 units (CUDA, or a CPU with AMX or AVX-512 BF16)
+and fp32 elsewhere. This is not autocast: TRL's `bf16=True` on CPU autocasts fp32 weights
+per op and was about 10x slower here (shared/ENVIRONMENT.md). Either way the LoRA weights
+and their optimizer state stay fp32: peft upcasts adapter weights on a bf16 base
+(`autocast_adapter_dtype`).
 
-Why `auto` stays fp32 on CPU: on the 2-core AVX-512/AMX CPU crucible is built on, the
-135M model in bf16 was not faster to train (tests/benchmarks/train_precision.py, SmolLM2-
-135M, 2 steps of batch 4, rounds alternating: SFT 50.5 and 124.7 s against fp32 63.8 and
-114.2 s; DPO 32.5 and 29.0 s against 139.3 and 28.0 s; the neighbours' load moved each run
-more than the precision did), though a lone bf16 matmul of its shapes is 3-4x faster:
-the LoRA path, the norms and the 49k-word softmax stay fp32 or convert. It did hold 20-30%
-less memory (peak RSS 0.79x SFT, 0.69x DPO) with the same held-out loss (SFT 1.2891 against
-1.2886), so `bfloat16` is there for a machine where memory is the limit.
+Measured on the 2-core AMX CPU crucible is built on (tests/benchmarks/train_precision.py,
+SmolLM2-135M, 4 steps of batch 8, a quiet machine): with LoRA dropout 0.05, bf16 trained
+SFT 1.12-1.17x and DPO 1.24x faster than fp32, in 0.75x the memory, held-out loss 0.964
+against 0.954. The dropout hid most of the gain: a profile of one SFT step put 2.4 of its
+11.7 s in `bernoulli_` (dropout's masks on each of the 210 LoRA inputs) and more in the
+multiplies that apply them. Without dropout a step took 9.2 s in fp32 and 5.8 s in bf16
+(16.4 s with dropout in fp32): the demo trains in bf16 with `lora.dropout: 0`.
 """
 
 from __future__ import annotations
@@ -30,6 +29,8 @@ from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+from datagen.foundation.precision import Precision, resolve_precision
 
 
 class LoraSettings(BaseModel):
@@ -55,7 +56,6 @@ class QLoRAUnavailable(RuntimeError):
 
 
 Quantization = Literal["none", "qlora"]
-Precision = Literal["auto", "float32", "bfloat16"]
 
 
 def check_quantization(quantization: Quantization) -> None:
@@ -67,9 +67,7 @@ def check_quantization(quantization: Quantization) -> None:
 
 def base_dtype(precision: Precision) -> torch.dtype:
     """The torch dtype the base model's weights are loaded in (see the module docstring)."""
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]
+    return getattr(torch, resolve_precision(precision))
 
 
 def load_base_model(model_dir: Path, quantization: Quantization, precision: Precision = "auto"):

@@ -30,9 +30,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 
+from datagen.foundation.precision import Precision
 from datagen.foundation.run_store import write_text_atomic
 from train.base_model import (
-    Precision,
     Quantization,
     check_quantization,
     load_base_model,
@@ -66,9 +66,9 @@ class DPOStageConfig(BaseModel):
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
     gradient_checkpointing: bool = Field(True, description="see SFTStageConfig")
-    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA, fp32 on CPU), "
-                             "float32 or bfloat16 (train/base_model.py: on this CPU bf16 held 20-30% less memory but "
-                             "was not faster); LoRA weights stay fp32 either way")
+    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA and on CPUs with "
+                             "AMX or AVX-512 BF16, else fp32), float32 or bfloat16 (datagen/foundation/precision.py); "
+                             "LoRA weights stay fp32 either way")
     hand_off_tolerance: float = Field(0.02, gt=0, description="largest allowed |first loss - expected| and "
                                                                "|first mean margin|")
     seed: int = 0

@@ -26,10 +26,10 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from datagen.foundation.precision import Precision
 from datagen.foundation.run_store import write_text_atomic
 from train.base_model import (
     LoraSettings,
-    Precision,
     Quantization,
     check_quantization,
     load_base_model,
@@ -66,9 +66,9 @@ class SFTStageConfig(BaseModel):
     gradient_checkpointing: bool = Field(True, description="recompute activations in the backward pass (TRL's "
                                          "default): measured on the 135M model on CPU, turning it off doubled peak "
                                          "memory (14.7 vs 8.0 GB at batch 8) and was not faster")
-    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA, fp32 on CPU), "
-                             "float32 or bfloat16 (train/base_model.py: on this CPU bf16 held 20-30% less memory but "
-                             "was not faster); LoRA weights stay fp32 either way")
+    dtype: Precision = Field("auto", description="the base model's weights: auto (bf16 on CUDA and on CPUs with "
+                             "AMX or AVX-512 BF16, else fp32), float32 or bfloat16 (datagen/foundation/precision.py); "
+                             "LoRA weights stay fp32 either way")
     seed: int = 0
 
 

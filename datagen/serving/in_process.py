@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datagen.foundation.precision import Precision, resolve_precision
+
 # Large batches: on 2 CPU cores a decoding step of the 135M model costs 0.14 s at 16 rows
 # and 0.33 s at 65, so rows per second grow almost 2x from 16 to 65.
 BATCH = 64
@@ -37,8 +39,10 @@ def shared_prefix_length(rows: list[list[int]]) -> int:
 
 
 def generate_in_process(model_dir: Path, chats: list[list[dict]], *, adapter: Path | None = None,
-                        max_new_tokens: int = 128, batch_size: int = BATCH, logits_processor=None) -> list[str]:
-    """Greedy outputs for `chats`, in input order.
+                        max_new_tokens: int = 128, batch_size: int = BATCH, logits_processor=None,
+                        dtype: Precision = "auto") -> list[str]:
+    """Greedy outputs for `chats`, in input order, the weights in `dtype` (`auto`: bf16 where
+    the hardware has bf16 units, datagen/foundation/precision.py; 1.8x faster here).
 
     The prompt prefix every chat shares (a long system prompt, few-shot turns) is computed
     once and its key/value cache reused by every batch: with the demo's few-shot prompt that
@@ -52,7 +56,7 @@ def generate_in_process(model_dir: Path, chats: list[list[dict]], *, adapter: Pa
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter or model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, resolve_precision(dtype)))
     if adapter is not None:
         from peft import PeftModel
 
