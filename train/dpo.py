@@ -32,13 +32,7 @@ from transformers import TrainerCallback
 
 from datagen.foundation.precision import Precision
 from datagen.foundation.run_store import write_text_atomic
-from train.base_model import (
-    Quantization,
-    check_quantization,
-    load_base_model,
-    optimizer_name,
-    session_throughput,
-)
+from train.base_model import Quantization, check_quantization, load_base_model, optimizer_name, session_throughput
 from train.chat_template import pin_chat_template, row_tools
 
 # TRL 1.16's DPO loss types (DPOConfig.loss_type).
