@@ -60,6 +60,9 @@ class SFTStageConfig(BaseModel):
     packing: bool = Field(False, description="pack rows into max_length blocks, padding-free (TRL's BFD "
                                              "packing); with sdpa as with FlashAttention, position ids keep the "
                                              "packed chats apart (checked in tests/gpu/packed_throughput.py)")
+    group_by_length: bool = Field(False, description="batches of rows of similar length (transformers' "
+                                  "LengthGroupedSampler: shuffled groups of a few batches, each sorted by length), "
+                                  "less padding to compute; off, rows are drawn at random (TRL's default)")
     eval_share: float = Field(0.1, ge=0, lt=0.5, description="held-out share of the training rows for eval loss")
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=1)
@@ -122,6 +125,7 @@ def run_sft(config: SFTStageConfig, model_dir: Path, rows: list[dict], out_dir: 
         seed=config.seed, data_seed=config.seed, optim=optimizer_name(quantization), report_to="none",
         bf16=quantization == "qlora", use_cpu=not _cuda(), dataloader_pin_memory=_cuda(),
         activation_checkpointing=config.gradient_checkpointing, disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     # TRL's `tools` column only when rows carry tools: other tasks' datasets stay as they were.
     keys = ("messages", "tools") if any(row_tools(row) for row in rows) else ("messages",)

@@ -62,14 +62,16 @@ SFT_LEARNING_RATE = 1e-3  # flows/recipes/train_support_triage.yaml
 
 
 def train(stage: str, precision: str, rows: list[dict], out: Path, steps: int, batch: int,
-          adapter: Path | None, model_dir: Path) -> dict:
+          adapter: Path | None, model_dir: Path, lora_dropout: float) -> dict:
+    from train.base_model import LoraSettings
     from train.dpo import DPOStageConfig, run_dpo
     from train.sft import SFTStageConfig, run_sft
 
     cpu_before = _cpu_seconds()
     if stage == "SFT":
         config = SFTStageConfig(max_steps=steps, batch_size=batch, eval_share=0, seed=SEED, dtype=precision,
-                                learning_rate=SFT_LEARNING_RATE, gradient_checkpointing=False)
+                                learning_rate=SFT_LEARNING_RATE, gradient_checkpointing=False,
+                                lora=LoraSettings(dropout=lora_dropout))
         run_sft(config, model_dir, rows, out)
     else:
         config = DPOStageConfig(max_steps=steps, batch_size=batch, seed=SEED, dtype=precision,
@@ -138,11 +140,11 @@ def held_out_quality(stage: str, rows: list[dict], adapter: Path, reference: Pat
 
 
 def measure(stage: str, precision: str, data: Path, out: Path, steps: int, batch: int, adapter: Path | None,
-            model_dir: Path) -> dict:
+            model_dir: Path, lora_dropout: float) -> dict:
     from train.dpo import DPOStageConfig
 
     split = json.loads(data.read_text())
-    stats = train(stage, precision, split[stage]["train"], out, steps, batch, adapter, model_dir)
+    stats = train(stage, precision, split[stage]["train"], out, steps, batch, adapter, model_dir, lora_dropout)
     started = time.monotonic()
     stats |= held_out_quality(stage, split[stage]["held_out"], out / "adapter", adapter, model_dir,
                               DPOStageConfig().beta)
@@ -154,10 +156,11 @@ def measure(stage: str, precision: str, data: Path, out: Path, steps: int, batch
 
 
 def run_method(stage: str, precision: str, data: Path, work: Path, steps: int, batch: int,
-               adapter: Path | None) -> dict:
+               adapter: Path | None, lora_dropout: float) -> dict:
     out = work / f"{stage}-{precision}-{len(list(work.iterdir()))}"
     command = [sys.executable, "-m", "tests.benchmarks.train_precision", "--measure", stage, "--precision", precision,
-               "--data", str(data), "--out", str(out), "--steps", str(steps), "--batch", str(batch)]
+               "--data", str(data), "--out", str(out), "--steps", str(steps), "--batch", str(batch),
+               "--lora-dropout", str(lora_dropout)]
     command += ["--adapter", str(adapter)] if adapter else []
     started = time.monotonic()
     child = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each precision, order alternating")
     parser.add_argument("--held-out", type=int, default=16, help="rows the quality is measured on")
     parser.add_argument("--stages", nargs="+", choices=("SFT", "DPO"), default=["SFT", "DPO"])
+    parser.add_argument("--lora-dropout", type=float, default=0.0,
+                        help="the SFT adapter's dropout (DPO keeps it): the demo's 0, or LoraSettings' 0.05")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
@@ -206,14 +211,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.measure:
         print(json.dumps(measure(args.measure, args.precision, args.data, args.out, args.steps, args.batch,
-                                 args.adapter, embedded_model_dir())))
+                                 args.adapter, embedded_model_dir(), args.lora_dropout)))
         return 0
 
     import torch
 
     print(f"data: support-triage generator, {args.steps * args.batch} training rows per stage, {args.held_out} "
           f"held out; model: embedded SmolLM2-135M-Instruct, LoRA r=16 all linear; {args.steps} steps of batch "
-          f"{args.batch}; CPU {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; load "
+          f"{args.batch}, LoRA dropout {args.lora_dropout}; CPU {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; load "
           f"average at start {os.getloadavg()[0]:.2f}\n")
     print(f"{'':4} {'weights':9} {'round':>5} {'steps':>5} {'train s':>8} {'steps/s':>8} {'wall s':>7} {'CPU s':>7} "
           f"{'peak MiB':>9}")
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             for round_ in range(1, args.rounds + 1):
                 for precision in PRECISIONS if round_ % 2 else PRECISIONS[::-1]:
                     stats = run_method(stage, precision, data, work, args.steps, args.batch,
-                                       adapter if stage == "DPO" else None)
+                                       adapter if stage == "DPO" else None, args.lora_dropout)
                     runs.setdefault((stage, precision), []).append(stats)
                     print(report_row(stage, precision, round_, stats), f"(load {os.getloadavg()[0]:.2f})",
                           flush=True)
