@@ -68,7 +68,6 @@ class ScriptedTeacher(LoopbackServer):
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.in_flight_at_arrival: list[int] = []  # how many others each request found in flight
         self.disconnects = 0
 
     def add_routes(self, app: web.Application) -> None:
@@ -77,7 +76,6 @@ class ScriptedTeacher(LoopbackServer):
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        self.in_flight_at_arrival.append(self.in_flight)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

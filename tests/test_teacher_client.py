@@ -177,31 +177,12 @@ def test_a_stop_abandons_a_local_servers_requests_in_flight_and_waits_for_paid_o
     and their connections are closed, so a server that aborts such requests (vLLM) stops
     working on them. A paid endpoint's (a grace set) arrive within it and are cached."""
     with ScriptedTeacher(lambda prompt, k: "ok", answer_delay_s=3.0) as server:
-        # Both sent at once (no first request alone): the stop finds two in flight.
-        teacher = {"base_url": server.base_url, "model": "m", "concurrency": 2, "stop_grace_s": stop_grace_s,
-                   "first_request_alone": False}
+        teacher = {"base_url": server.base_url, "model": "m", "concurrency": 2, "stop_grace_s": stop_grace_s}
         with pytest.raises(TeacherStopped, match=rf"stopped: SIGINT received; {cached_at_stop} of 12 answers"):
             distill(server, tmp_path, should_stop=lambda: "SIGINT received" if server.requests else None,
                     teachers=[teacher])
         assert len(server.requests) == 2  # the two in flight; nothing new was sent after the stop
         eventually(lambda: server.disconnects == 2 - cached_at_stop, "the abandoned requests' clients left")
-
-
-@pytest.mark.parametrize("alone", [True, False])
-def test_the_first_request_goes_alone_so_a_server_can_cache_the_prefix_the_rest_share(tmp_path, alone):
-    """vLLM computes a prompt prefix the requests share once only if one request computed
-    it before the others arrived: sent together, each prefills it (the demo teacher's first
-    answer took 23 s). With `first_request_alone` (the default) the second request is sent
-    only once the first has answered; then the rest fan out to the concurrency limit."""
-    with ScriptedTeacher(lambda prompt, k: "ok", answer_delay_s=0.3) as server:
-        distill(server, tmp_path, teachers=[{"base_url": server.base_url, "model": "m", "concurrency": 4,
-                                             "first_request_alone": alone}])
-    arrivals = server.in_flight_at_arrival
-    assert len(arrivals) == 12 and server.max_in_flight == 4
-    if alone:
-        assert arrivals[:2] == [0, 0]  # the first was answered before the second was sent
-    else:
-        assert arrivals[1] == 1  # sent together
 
 
 def test_the_budget_stops_the_run_and_counts_cost(tmp_path):

@@ -7,10 +7,7 @@ Every request goes through four steps:
    `concurrency` and less while the endpoint shows overload (`adaptive_concurrency.py`),
    and, when the recipe sets them, requests-per-minute and tokens-per-minute budgets
    (leaky buckets from `aiolimiter`; tokens are estimated before sending as prompt
-   characters / 4 plus `max_tokens`, the most the request can use); the client's first
-   request goes alone and the others once it has answered (`first_request_alone`), so
-   that a server caching prompt prefixes computes the prefix they share once, not once
-   per request in flight;
+   characters / 4 plus `max_tokens`, the most the request can use);
 3. retries on what a later attempt can fix: 429, 5xx, timeouts, dropped connections and
    malformed bodies. The wait is the server's `Retry-After` when it sends one, else
    exponential backoff with jitter: `base * 2**attempt`, times a random factor in
@@ -128,7 +125,6 @@ class ClientLimits:
     input_usd_per_million: float
     output_usd_per_million: float
     stop_grace_s: float | None = None  # None: 0 on loopback, REMOTE_STOP_GRACE_S elsewhere
-    first_request_alone: bool = True  # the rest wait for its answer (see TeacherClient.__init__)
     batch: bool = False  # send through the endpoint's Batch API (`batch_jobs.py`)
     poll_s: float = 60.0  # in batch mode, how often each job's status is read
 
@@ -178,14 +174,6 @@ class TeacherClient:
         self.stop_grace_s = limits.stop_grace_s
         if self.stop_grace_s is None:
             self.stop_grace_s = 0.0 if is_loopback(endpoint.base_url) else REMOTE_STOP_GRACE_S
-        # The first request goes alone; the rest wait for its answer (`_first_answered`).
-        # A server that caches prompt prefixes (vLLM; OpenAI's prompt caching, which also
-        # bills cached input for less) reuses a shared prefix only once one request has
-        # computed it: sent together, the demo teacher's 32 requests each prefilled the
-        # same 771-token few-shot prompt, and its first answer took 23 s. It costs one
-        # answer's wait per client when prompts share nothing.
-        self._first_taken = not limits.first_request_alone
-        self._first_answered = asyncio.Event()
         self._rpm = AsyncLimiter(limits.requests_per_minute, 60) if limits.requests_per_minute else None
         self._tpm = AsyncLimiter(limits.tokens_per_minute, 60) if limits.tokens_per_minute else None
 
@@ -235,10 +223,7 @@ class TeacherClient:
             return await self._batch.complete(key, body, may_send)
         estimate = sum(len(m["content"]) for m in messages) // 4 + sampling["max_tokens"]
         sending = asyncio.current_task()
-        first, self._first_taken = not self._first_taken, True
         try:
-            if not first and self.limits.first_request_alone:
-                await self._first_answered.wait()
             for attempt in range(self.limits.max_retries + 1):
                 async with self._concurrency.slot() as slot:
                     if not may_send():
@@ -260,8 +245,6 @@ class TeacherClient:
             raise AssertionError("unreachable")
         finally:
             self._sending.discard(sending)
-            if first:
-                self._first_answered.set()  # answered, failed, stopped or cancelled: the rest go
 
     async def _attempt(self, body: dict[str, Any], estimate: int) -> CachedResponse:
         if self._rpm:

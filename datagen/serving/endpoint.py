@@ -83,12 +83,6 @@ class EndpointConfig(BaseModel):
         None, ge=0, description="after a stop, how long requests in flight may still finish and be cached; "
         f"unset: 0 for a server on loopback (nothing is paid), {REMOTE_STOP_GRACE_S:.0f} s elsewhere",
     )
-    first_request_alone: bool = Field(
-        True, description="send one request and the rest once it has answered: a server that caches prompt "
-        "prefixes (vLLM; OpenAI's prompt caching, cheaper cached input) then computes the prefix the prompts "
-        "share (system prompt, few-shot turns) once instead of once per request in flight; costs one answer's "
-        "wait per batch when they share nothing (datagen/serving/client.py)",
-    )
     context_tokens: int | None = Field(
         None, gt=0, description="the model's context window, which the prompt, its system and few-shot "
         "turns and max_tokens must fit; unset: the embedded model's own, else "
@@ -134,7 +128,6 @@ class EndpointConfig(BaseModel):
             input_usd_per_million=self.price.input_usd_per_million,
             output_usd_per_million=self.price.output_usd_per_million,
             stop_grace_s=self.stop_grace_s,
-            first_request_alone=self.first_request_alone,
             batch=self.batch,
             poll_s=self.poll_s,
         )
