@@ -14,11 +14,12 @@ import datasets
 import polars as pl
 import pytest
 
+from datagen.foundation.precision import resolve_precision
 from datagen.generation.imports import ImportConfig
 from datagen.generation.self_instruct import SelfInstructConfig
 from datagen.serving.client import TeacherError
-from datagen.serving.transformers_server import serve_model, served_model_name
 from datagen.serving.server_processes import ModelServerError, free_loopback_port
+from datagen.serving.transformers_server import serve_model, served_model_name
 from datagen.tasks.support_triage import TASK
 from evals.contamination.gate import ContaminationError
 from flows.build_dataset import BuildDatasetRecipe, build_dataset
@@ -272,7 +273,9 @@ def test_the_embedded_teacher_answers_through_vllm(tmp_path):
     parsed = [r for r in answers["response"] if r.strip().startswith("{")]
     assert len(parsed) >= 2, answers["response"].to_list()
     assert set(answers["teacher"].struct.field("model")) == {"SmolLM2-135M-Instruct"}
-    assert set(answers["teacher"].struct.field("base_url")) == {"embedded:SmolLM2-135M-Instruct@v1:vllm"}
+    # The precision vLLM serves in names the answers too (bf16 on a CPU with bf16 units).
+    assert set(answers["teacher"].struct.field("base_url")) == {
+        f"embedded:SmolLM2-135M-Instruct@v1:vllm:{resolve_precision('auto')}"}
     log = (Path(summary["run_dir"]) / "logs" / "vllm-server.log").read_text(errors="replace")
     assert "vllm.entrypoints.openai" in log or "Starting vLLM server" in log, log[-2000:]
 

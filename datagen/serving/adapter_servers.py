@@ -28,7 +28,7 @@ from pathlib import Path
 from datagen.foundation.hashing import file_sha256
 from datagen.serving.greedy_answers import model_identity
 from datagen.serving.merged_model import merge_adapter
-from datagen.serving.model_servers import LAUNCHERS
+from datagen.serving.model_servers import LAUNCHERS, engine_identity
 
 
 def adapter_digest(adapter: Path) -> str:
@@ -60,7 +60,7 @@ class AdapterServers:
             base_url = self._serve("base+lora", self.base_model, {name: path for name, path in
                                                                   self.all_adapters.items()})
             name = next(name for name, path in self.all_adapters.items() if Path(path) == Path(adapter))
-            return base_url, name, f"lora:{adapter_digest(adapter)}:{self.engine}"
+            return base_url, name, f"lora:{adapter_digest(adapter)}:{engine_identity(self.engine)}"
         if adapter is None:
             base_url = self._serve("base", self.base_model, None)
             return base_url, self.base_model.name, model_identity(self.base_model, self.engine)
@@ -68,7 +68,8 @@ class AdapterServers:
         merged = self._merged_root / digest[:16]
         if not merged.is_dir():
             merge_adapter(self.base_model, Path(adapter), merged)
-        return self._serve(f"merged:{digest}", merged, None), merged.name, f"merged:{digest}:{self.engine}"
+        identity = f"merged:{digest}:{engine_identity(self.engine)}"
+        return self._serve(f"merged:{digest}", merged, None), merged.name, identity
 
     def stop(self) -> None:
         """Stop the server now (generation in this process follows: an idle vLLM's engine

@@ -20,7 +20,7 @@ from datagen.foundation.hashing import file_sha256
 from datagen.serving.embedded_model import cache_dir
 from datagen.serving.endpoint import EndpointConfig, resolve_endpoint
 from datagen.serving.in_process import generate_in_process
-from datagen.serving.model_servers import LAUNCHERS
+from datagen.serving.model_servers import LAUNCHERS, engine_identity
 from datagen.serving.request_batch import complete_chats
 from datagen.serving.response_cache import ResponseCache
 
@@ -44,7 +44,7 @@ def model_identity(model_dir: Path, engine: str) -> str:
     another model tomorrow."""
     weights = sorted(Path(model_dir).glob("*.safetensors"))
     digest = file_sha256(weights[0]) if len(weights) == 1 else Path(model_dir).resolve().name
-    return f"model:{digest}:{engine}"
+    return f"model:{digest}:{engine_identity(engine)}"
 
 
 def from_model(model_dir: Path, chats: list[list[dict]], *, engine: Engine, max_new_tokens: int, log_path: Path,

@@ -13,12 +13,21 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from datagen.foundation.precision import resolve_precision
 from datagen.serving import transformers_server, vllm_server
 from datagen.serving.client import Endpoint
 from datagen.serving.embedded_model import CONVERSION_VERSION, embedded_model_dir
 from datagen.serving.endpoint import EndpointConfig, resolve_endpoint
 
 LAUNCHERS = {"vllm": vllm_server.serve_model, "transformers": transformers_server.serve_model}
+
+
+def engine_identity(engine: str) -> str:
+    """The engine as the cache and provenance name it: vLLM with the precision it serves in
+    (`auto`, datagen/foundation/precision.py), since bf16 and fp32 answer differently and an
+    answer cached in one must not stand for the other. `transformers serve` loads the
+    checkpoint's own dtype."""
+    return f"{engine}:{resolve_precision('auto')}" if engine == "vllm" else engine
 
 
 class ModelServers:
@@ -39,5 +48,6 @@ class ModelServers:
             name = model_dir.name
             # The engine is part of the identity the cache and provenance see: two engines'
             # numerics differ, so their answers are not interchangeable.
-            self._embedded[config.engine] = (base_url, name, f"embedded:{name}@v{CONVERSION_VERSION}:{config.engine}")
+            self._embedded[config.engine] = (base_url, name,
+                                             f"embedded:{name}@v{CONVERSION_VERSION}:{engine_identity(config.engine)}")
         return resolve_endpoint(config, *self._embedded[config.engine])
