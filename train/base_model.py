@@ -12,13 +12,14 @@ per op and was about 10x slower here (shared/ENVIRONMENT.md). Either way the LoR
 and their optimizer state stay fp32: peft upcasts adapter weights on a bf16 base
 (`autocast_adapter_dtype`).
 
-Measured on the 2-core AMX CPU crucible is built on (tests/benchmarks/train_precision.py,
-SmolLM2-135M, 4 steps of batch 8, a quiet machine): with LoRA dropout 0.05, bf16 trained
-SFT 1.12-1.17x and DPO 1.24x faster than fp32, in 0.75x the memory, held-out loss 0.964
-against 0.954. The dropout hid most of the gain: a profile of one SFT step put 2.4 of its
-11.7 s in `bernoulli_` (dropout's masks on each of the 210 LoRA inputs) and more in the
-multiplies that apply them. Without dropout a step took 9.2 s in fp32 and 5.8 s in bf16
-(16.4 s with dropout in fp32): the demo trains in bf16 with `lora.dropout: 0`.
+Measured on the 2-core AMX CPU crucible is built on, on a quiet machine
+(tests/benchmarks/train_precision.py --steps 4 --batch 8, SmolLM2-135M): bf16 trained SFT
+1.23x and DPO 1.17x the steps per second of fp32 with LoRA dropout 0 (SFT 43.2 against
+53.1 s, DPO 118.6 against 138.9 s), 1.12-1.17x and 1.24x with dropout 0.05, in 0.76-0.81x
+the memory; held-out SFT loss 0.9625 against 0.952, DPO loss 0.6888 against 0.6885. The
+dropout itself cost 7-16% of an SFT step (its random masks on each of the 210 LoRA inputs).
+Under other jobs' load the earlier measurement could not tell the precisions apart, and
+`auto` was fp32 on every CPU until then. The demo trains with `auto` and `lora.dropout: 0`.
 """
 
 from __future__ import annotations

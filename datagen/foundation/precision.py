@@ -9,8 +9,8 @@ Measured on this project's 2-core Sapphire Rapids CPU (AMX), the embedded 135M m
 - vLLM serving the 130 support-triage gold rows, few-shot: 37 s in bf16 against 80 s in
   fp32; held to the schema 35 s against 79 s (server start 36 and 32 s, not included);
 - in process, the same rows held to the schema: 67 s against 121 s;
-- a LoRA SFT step (batch 8 x 250 tokens, dropout 0): 5.8 s against 9.2 s.
-(`tests/benchmarks/train_precision.py`, `tests/benchmarks/eval_generation.py --dtypes`.)
+- LoRA SFT and DPO: 1.23x and 1.17x the steps per second (train/base_model.py).
+(`tests/benchmarks/eval_generation.py`, `tests/benchmarks/train_precision.py`.)
 The LoRA weights and their optimizer state stay fp32 either way (peft upcasts them).
 """
 

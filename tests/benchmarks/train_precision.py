@@ -30,13 +30,16 @@ The precisions alternate (fp32 first in odd rounds, bf16 first in even ones), so
 neighbour's load on the machine falls on both; the best round's speed counts, and the
 report prints bf16/fp32 ratios and the quality differences.
 
-Measured 2026-11-29 on the shared 2-core AVX-512/AMX CPU, `--steps 2 --batch 4 --rounds 2
---held-out 8`, load average 1.8-4.9 from other jobs (train s, fp32 then bf16 per round):
-SFT 63.8/50.5 and 114.2/124.7, DPO 139.3/32.5 and 28.0/29.0; best rounds bf16/fp32 1.26x
-steps/s for SFT, 0.96x for DPO; peak RSS 0.79x and 0.69x; held-out SFT loss 1.2886 fp32,
-1.2891 bf16; held-out DPO loss 0.6927 and 0.6918 (reward accuracy on 8 pairs 0.625 and
-0.375 after 2 warm-up steps: margins of about 1e-3 either way). Not faster, so the demo
-trains in fp32 (`dtype: auto`).
+Measured 2026-11-29 on the 2-core AVX-512/AMX CPU with no other job running (load 1.5-2.0,
+the run itself), `--steps 4 --batch 8 --held-out 8` (train s, fp32 / bf16):
+- `--lora-dropout 0` (the demo's), 1 round: SFT 53.1 / 43.2 (bf16 1.23x steps/s), DPO
+  138.9 / 118.6 (1.17x); peak RSS 0.81x and 0.76x; held-out SFT loss 0.952 / 0.9625, DPO
+  loss 0.6885 / 0.6888, reward accuracy on 8 pairs 0.875 / 0.75;
+- `--lora-dropout 0.05`, 2 rounds (DPO 1): SFT 59.8 and 57.4 / 51.4 and 51.0 (1.12-1.17x),
+  DPO 138.7 / 111.5 (1.24x).
+bf16 is faster, so `dtype: auto` loads the base in bf16 on a CPU with bf16 units
+(datagen/foundation/precision.py). An earlier run beside other jobs (load 1.8-4.9, `--steps 2
+--batch 4`) could not tell the two apart: SFT 63.8/50.5 and 114.2/124.7 s.
 """
 
 from __future__ import annotations
