@@ -42,7 +42,9 @@ def generate_in_process(model_dir: Path, chats: list[list[dict]], *, adapter: Pa
                         max_new_tokens: int = 128, batch_size: int = BATCH, logits_processor=None,
                         dtype: Precision = "auto") -> list[str]:
     """Greedy outputs for `chats`, in input order, the weights in `dtype` (`auto`: bf16 where
-    the hardware has bf16 units, datagen/foundation/precision.py; 1.8x faster here).
+    the hardware has bf16 units, datagen/foundation/precision.py). Here bf16 was 1.8x faster
+    for the base model held to the schema, and no faster with a LoRA adapter, whose weights
+    stay fp32 (tests/benchmarks/eval_generation.py).
 
     The prompt prefix every chat shares (a long system prompt, few-shot turns) is computed
     once and its key/value cache reused by every batch: with the demo's few-shot prompt that

@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"data: support-triage generator, {args.steps * args.batch} training rows per stage, {args.held_out} "
           f"held out; model: embedded SmolLM2-135M-Instruct, LoRA r=16 all linear; {args.steps} steps of batch "
-          f"{args.batch}, LoRA dropout {args.lora_dropout}; CPU {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; load "
+          f"{args.batch}, LoRA dropout {args.lora_dropout}; CPU {torch.backends.cpu.get_cpu_capability()}, "
+          f"{torch.get_num_threads()} threads; load "
           f"average at start {os.getloadavg()[0]:.2f}\n")
     print(f"{'':4} {'weights':9} {'round':>5} {'steps':>5} {'train s':>8} {'steps/s':>8} {'wall s':>7} {'CPU s':>7} "
           f"{'peak MiB':>9}")
